@@ -1,0 +1,28 @@
+/*
+ * agentmem.c
+ *		Module entry point: load-time setup of kernels, settings and hooks.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "distance.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(agentmem_distance_kernel);
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DistanceKernelsInit();
+}
+
+Datum
+agentmem_distance_kernel(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(distance_kernels.name));
+}

@@ -244,3 +244,43 @@ CREATE FUNCTION agentmem.distance_kernel() RETURNS text
 	AS 'MODULE_PATHNAME', 'agentmem_distance_kernel' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION agentmem.distance_kernel() IS
 	'the SIMD variant of the distance kernels chosen for this CPU at load time';
+
+-- ---------------------------------------------------------------- hnsw
+
+CREATE FUNCTION hnswhandler(internal) RETURNS index_am_handler
+	AS 'MODULE_PATHNAME' LANGUAGE C;
+CREATE ACCESS METHOD hnsw TYPE INDEX HANDLER hnswhandler;
+COMMENT ON ACCESS METHOD hnsw IS 'hierarchical navigable small world graph for nearest-neighbour search';
+
+CREATE OPERATOR CLASS vector_l2_ops
+	DEFAULT FOR TYPE vector USING hnsw AS
+	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_l2_squared_distance(vector, vector);
+
+CREATE OPERATOR CLASS vector_ip_ops
+	FOR TYPE vector USING hnsw AS
+	OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_negative_inner_product(vector, vector);
+
+CREATE OPERATOR CLASS vector_cosine_ops
+	FOR TYPE vector USING hnsw AS
+	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_negative_inner_product(vector, vector),
+	FUNCTION 2 vector_norm(vector);
+
+CREATE OPERATOR CLASS vector_l1_ops
+	FOR TYPE vector USING hnsw AS
+	OPERATOR 1 <+> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 l1_distance(vector, vector);
+
+CREATE FUNCTION agentmem.hnsw_check(index regclass,
+	OUT kind text, OUT element tid, OUT detail text) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'hnsw_check' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION agentmem.hnsw_check(regclass) IS
+	'verify the structure of an hnsw index: one row per problem, none when sound';
+CREATE FUNCTION agentmem.hnsw_info(index regclass,
+	OUT elements bigint, OUT deleted bigint, OUT entry_level integer,
+	OUT pages bigint, OUT m integer, OUT unreachable bigint, OUT problems bigint)
+	AS 'MODULE_PATHNAME', 'hnsw_info' LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION agentmem.hnsw_check(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentmem.hnsw_info(regclass) FROM PUBLIC;

@@ -8,6 +8,7 @@
 #include "utils/builtins.h"
 
 #include "distance.h"
+#include "hnsw.h"
 
 PG_MODULE_MAGIC;
 
@@ -19,6 +20,7 @@ void
 _PG_init(void)
 {
 	DistanceKernelsInit();
+	HnswInitSettings();
 }
 
 Datum

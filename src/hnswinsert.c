@@ -1,0 +1,496 @@
+/*
+ * hnswinsert.c
+ *		INSERT into an hnsw index: search, place, link back (Algorithm 1).
+ *
+ * Concurrency: inserts hold the index's update lock (a heavyweight lock on
+ * the metapage's block number) in share mode, or in exclusive mode when the
+ * new element becomes the entry point; vacuum takes it exclusively while it
+ * repairs and frees elements.  Page contents are protected by buffer locks,
+ * taken one page at a time except metapage-then-data-page when placing an
+ * element, so inserts cannot deadlock each other.  Every change is
+ * WAL-logged with GenericXLog.
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "storage/freespace.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hnsw.h"
+#include "hnswgraph.h"
+
+#define HNSW_UPDATE_LOCK HNSW_METAPAGE_BLKNO
+
+/* The chosen neighbours of the new element, per layer. */
+typedef struct LayerLinks
+{
+	int			n;
+	ItemPointerData tids[HNSW_MAX_M * 2];
+	float		dists[HNSW_MAX_M * 2];
+} LayerLinks;
+
+/* ---------- reading vectors for the heuristic ---------- */
+
+/* Copy an element's vector (and its neighbour TID); false if not an element. */
+static bool
+load_vector(Relation index, ItemPointer tid, int dim, float *out,
+			ItemPointer neighbortid, bool *deleted)
+{
+	Buffer		buf = ReadBuffer(index, ItemPointerGetBlockNumber(tid));
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	bool		ok = false;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		HnswElementTuple et = ItemIdIsNormal(iid) ?
+			(HnswElementTuple) PageGetItem(page, iid) : NULL;
+
+		if (et && et->type == HNSW_ELEMENT_TUPLE)
+		{
+			memcpy(out, et->x, sizeof(float) * dim);
+			if (neighbortid)
+				*neighbortid = et->neighbortid;
+			if (deleted)
+				*deleted = (et->flags & HNSW_ELEMENT_DELETED) != 0 ||
+					!ItemPointerIsValid(&et->heaptid);
+			ok = true;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+/* Candidates whose vectors are read on first use by the heuristic. */
+typedef struct LazyVectors
+{
+	Relation	index;
+	int			dim;
+	const HnswDistance *dist;
+	const HnswCandidate *cands;
+	float	  **vecs;
+} LazyVectors;
+
+static const float *
+lazy_vector(LazyVectors *lv, int i)
+{
+	if (lv->vecs[i] == NULL)
+	{
+		ItemPointerData tid;
+
+		lv->vecs[i] = palloc(sizeof(float) * lv->dim);
+		HnswUnpackTid(lv->cands[i].id, &tid);
+		if (!load_vector(lv->index, &tid, lv->dim, lv->vecs[i], NULL, NULL))
+			memset(lv->vecs[i], 0, sizeof(float) * lv->dim);
+	}
+	return lv->vecs[i];
+}
+
+static float
+lazy_pair_distance(void *arg, int i, int j)
+{
+	LazyVectors *lv = arg;
+
+	return HnswDistanceCompute(lv->dist, lazy_vector(lv, i), lazy_vector(lv, j),
+							   lv->dim);
+}
+
+/* Choose up to `max` of the sorted candidates with Algorithm 4. */
+static int
+select_on_disk(Relation index, int dim, const HnswDistance *dist,
+			   HnswCandidate *cands, int n, int max, int *chosen)
+{
+	LazyVectors lv = {index, dim, dist, cands, palloc0(sizeof(float *) * Max(n, 1))};
+
+	return HnswSelectNeighbors(cands, n, max, lazy_pair_distance, &lv, chosen);
+}
+
+/* ---------- placing the new element ---------- */
+
+static bool
+page_has_room(Page page, Size need)
+{
+	return PageGetFreeSpace(page) >= need;
+}
+
+/*
+ * Find a page with room for both tuples: the last page first, then one the
+ * free space map knows of (space vacuum freed), else a new page.  Called
+ * with the metapage exclusively locked; returns the data page locked.
+ */
+static Buffer
+find_insert_page(Relation index, Buffer metabuf, Size need, bool *extended)
+{
+	HnswMetaPage meta = HnswPageGetMeta(BufferGetPage(metabuf));
+	BlockNumber blkno = meta->insert_blkno;
+	Buffer		buf;
+
+	*extended = false;
+	if (blkno != HNSW_METAPAGE_BLKNO && blkno != InvalidBlockNumber)
+	{
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		if (page_has_room(BufferGetPage(buf), need))
+			return buf;
+		UnlockReleaseBuffer(buf);
+	}
+	blkno = GetPageWithFreeSpace(index, need);
+	while (blkno != InvalidBlockNumber && blkno != HNSW_METAPAGE_BLKNO)
+	{
+		Size		avail;
+
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		if (!PageIsNew(BufferGetPage(buf)) && page_has_room(BufferGetPage(buf), need))
+			return buf;
+		avail = PageIsNew(BufferGetPage(buf)) ? 0 : PageGetFreeSpace(BufferGetPage(buf));
+		UnlockReleaseBuffer(buf);
+		blkno = RecordAndGetPageWithFreeSpace(index, blkno, avail, need);
+	}
+	*extended = true;
+	return HnswNewBuffer(index, MAIN_FORKNUM);
+}
+
+static void
+build_tuples(int dim, int m, int level, const float *value, ItemPointer heaptid,
+			 LayerLinks *links, HnswElementTuple et, HnswNeighborTuple nt)
+{
+	int			nslots = HNSW_NEIGHBOR_SLOTS(m, level);
+
+	memset(et, 0, HNSW_ELEMENT_TUPLE_SIZE(dim));
+	et->type = HNSW_ELEMENT_TUPLE;
+	et->level = level;
+	et->heaptid = *heaptid;
+	memcpy(et->x, value, sizeof(float) * dim);
+
+	memset(nt, 0, HNSW_NEIGHBOR_TUPLE_SIZE(m, level));
+	nt->type = HNSW_NEIGHBOR_TUPLE;
+	nt->level = level;
+	nt->nslots = nslots;
+	for (int i = 0; i < nslots; i++)
+		ItemPointerSetInvalid(&nt->slots[i]);
+	for (int layer = 0; layer <= level; layer++)
+	{
+		int			start = HNSW_LAYER_START(m, layer);
+
+		for (int i = 0; i < links[layer].n; i++)
+			nt->slots[start + i] = links[layer].tids[i];
+	}
+}
+
+/*
+ * Write the element and its neighbour tuple in one WAL record, with the
+ * metapage when the last page or the entry point changes.
+ */
+static void
+place_element(Relation index, HnswElementTuple et, Size esize,
+			  HnswNeighborTuple nt, Size nsize, bool new_entry,
+			  ItemPointer result)
+{
+	Buffer		metabuf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	Buffer		buf;
+	bool		extended;
+	GenericXLogState *state;
+	Page		page;
+	HnswMetaPage meta;
+	OffsetNumber noff,
+				eoff;
+
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	buf = find_insert_page(index, metabuf, MAXALIGN(esize) + MAXALIGN(nsize) +
+						   sizeof(ItemIdData), &extended);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, extended ? GENERIC_XLOG_FULL_IMAGE : 0);
+	if (extended)
+		HnswInitPage(page);
+	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
+
+	noff = PageAddItem(page, (Item) nt, nsize, InvalidOffsetNumber, false, false);
+	ItemPointerSet(&et->neighbortid, BufferGetBlockNumber(buf), noff);
+	eoff = PageAddItem(page, (Item) et, esize, InvalidOffsetNumber, false, false);
+	if (noff == InvalidOffsetNumber || eoff == InvalidOffsetNumber)
+		elog(ERROR, "hnsw: failed to add element to page %u of index \"%s\"",
+			 BufferGetBlockNumber(buf), RelationGetRelationName(index));
+	ItemPointerSet(result, BufferGetBlockNumber(buf), eoff);
+
+	if (extended)
+		meta->insert_blkno = BufferGetBlockNumber(buf);
+	if (new_entry)
+	{
+		meta->entry_blkno = BufferGetBlockNumber(buf);
+		meta->entry_offno = eoff;
+		meta->entry_level = et->level;
+	}
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+	UnlockReleaseBuffer(metabuf);
+}
+
+/* ---------- linking back ---------- */
+
+/* Read one layer of a neighbour tuple; returns the slot count, or -1. */
+static int
+read_layer(Page page, OffsetNumber off, int m, int layer, ItemPointerData *out)
+{
+	ItemId		iid;
+	HnswNeighborTuple nt;
+	int			start = HNSW_LAYER_START(m, layer);
+
+	if (off > PageGetMaxOffsetNumber(page))
+		return -1;
+	iid = PageGetItemId(page, off);
+	if (!ItemIdIsNormal(iid))
+		return -1;
+	nt = (HnswNeighborTuple) PageGetItem(page, iid);
+	if (nt->type != HNSW_NEIGHBOR_TUPLE || nt->level < layer)
+		return -1;
+	memcpy(out, &nt->slots[start], sizeof(ItemPointerData) * HNSW_LAYER_SLOTS(m, layer));
+	return HNSW_LAYER_SLOTS(m, layer);
+}
+
+/*
+ * Apply a change to one layer of a neighbour tuple under an exclusive lock,
+ * provided the layer still reads `expect` (NULL: add `add` to a free slot,
+ * whatever the list holds).  Returns false if neither applies.
+ */
+static bool
+write_layer(Relation index, ItemPointer ntid, int m, int layer,
+			const ItemPointerData *expect, const ItemPointerData *replace,
+			ItemPointer add)
+{
+	Buffer		buf = ReadBuffer(index, ItemPointerGetBlockNumber(ntid));
+	GenericXLogState *state;
+	Page		page;
+	ItemPointerData current[HNSW_MAX_M * 2];
+	int			n,
+				start = HNSW_LAYER_START(m, layer);
+	bool		done = false;
+	HnswNeighborTuple nt;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	n = read_layer(page, ItemPointerGetOffsetNumber(ntid), m, layer, current);
+	if (n > 0)
+	{
+		nt = (HnswNeighborTuple) PageGetItem(page,
+											 PageGetItemId(page, ItemPointerGetOffsetNumber(ntid)));
+		if (expect && memcmp(current, expect, sizeof(ItemPointerData) * n) == 0)
+		{
+			memcpy(&nt->slots[start], replace, sizeof(ItemPointerData) * n);
+			done = true;
+		}
+		for (int i = 0; !done && add && i < n; i++)
+		{
+			if (!ItemPointerIsValid(&current[i]))
+			{
+				nt->slots[start + i] = *add;
+				done = true;
+			}
+		}
+	}
+	if (done)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	return done;
+}
+
+/*
+ * Add the new element to neighbour `ntid`'s list in `layer`.  A free slot
+ * is taken directly; a full list is re-pruned with the heuristic over its
+ * members and the new element (deleted members drop out), computed without
+ * locks and applied only if the list did not change meanwhile.
+ */
+static void
+link_back(Relation index, int dim, int m, const HnswDistance *dist,
+		  ItemPointer nbr, ItemPointer newtid, int layer)
+{
+	ItemPointerData ntid;
+	ItemPointerData current[HNSW_MAX_M * 2];
+	ItemPointerData replace[HNSW_MAX_M * 2];
+	HnswCandidate cands[HNSW_MAX_M * 2 + 1];
+	int			chosen[HNSW_MAX_M * 2 + 1];
+	float	   *base = palloc(sizeof(float) * dim);
+	float	   *vec = palloc(sizeof(float) * dim);
+	int			n,
+				ncand = 0,
+				k;
+	Buffer		buf;
+
+	if (!load_vector(index, nbr, dim, base, &ntid, NULL))
+		return;
+	if (write_layer(index, &ntid, m, layer, NULL, NULL, newtid))
+		return;
+
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&ntid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	n = read_layer(BufferGetPage(buf), ItemPointerGetOffsetNumber(&ntid), m, layer, current);
+	UnlockReleaseBuffer(buf);
+	if (n <= 0)
+		return;
+
+	for (int i = 0; i <= n; i++)
+	{
+		ItemPointer tid = i < n ? &current[i] : newtid;
+		bool		deleted;
+
+		if (!ItemPointerIsValid(tid) ||
+			!load_vector(index, tid, dim, vec, NULL, &deleted) || deleted)
+			continue;
+		cands[ncand].id = HnswPackItemPointer(tid);
+		cands[ncand].distance = HnswDistanceCompute(dist, base, vec, dim);
+		ncand++;
+	}
+	HnswSortCandidates(cands, ncand);
+	k = select_on_disk(index, dim, dist, cands, ncand, n, chosen);
+	for (int i = 0; i < n; i++)
+	{
+		if (i < k)
+			HnswUnpackTid(cands[chosen[i]].id, &replace[i]);
+		else
+			ItemPointerSetInvalid(&replace[i]);
+	}
+	if (!write_layer(index, &ntid, m, layer, current, replace, NULL))
+		write_layer(index, &ntid, m, layer, NULL, NULL, newtid);
+}
+
+/* ---------- the insert ---------- */
+
+/* Search each layer from the entry point and choose the new links. */
+static void
+find_neighbors(Relation index, HnswMetaPageData *meta, const float *value,
+			   const HnswDistance *dist, int level, LayerLinks *links)
+{
+	HnswDiskGraph dg;
+	HnswSearchState s;
+	HnswCandidate ep;
+	HnswCandidate *entries;
+	int			nentries = 1;
+	ItemPointerData entry;
+	int			efc = meta->ef_construction;
+
+	HnswDiskGraphInit(&dg, index, value, meta->dimensions, dist);
+	ItemPointerSet(&entry, meta->entry_blkno, meta->entry_offno);
+	if (!HnswLoadCandidate(index, &entry, &dg.base, &ep))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("hnsw index \"%s\" has an invalid entry point",
+						RelationGetRelationName(index))));
+	if (meta->entry_level > level)
+		ep = HnswGreedySearch(&dg.base, ep, meta->entry_level, level);
+	entries = palloc(sizeof(HnswCandidate) * (efc + 1));
+	entries[0] = ep;
+
+	for (int layer = Min(level, meta->entry_level); layer >= 0; layer--)
+	{
+		int			chosen[HNSW_MAX_M * 2];
+		int			k;
+
+		HnswSearchStateInit(&s, efc, false);
+		HnswSearchLayer(&dg.base, &s, entries, nentries, efc, layer);
+		if (s.results.count == 0)
+			continue;			/* only deleted nodes seen: keep the entries */
+		nentries = s.results.count;
+		memcpy(entries, s.results.items, sizeof(HnswCandidate) * nentries);
+		HnswSortCandidates(entries, nentries);
+		k = select_on_disk(index, meta->dimensions, dist, entries, nentries,
+						   HNSW_LAYER_SLOTS(meta->m, layer), chosen);
+		links[layer].n = k;
+		for (int i = 0; i < k; i++)
+		{
+			HnswUnpackTid(entries[chosen[i]].id, &links[layer].tids[i]);
+			links[layer].dists[i] = entries[chosen[i]].distance;
+		}
+	}
+	HnswDiskGraphRelease(&dg);
+}
+
+void
+HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
+				 const HnswDistance *dist, bool building)
+{
+	HnswMetaPageData meta;
+	LOCKMODE	lockmode = ShareLock;
+	int			level;
+	LayerLinks *links;
+	HnswElementTuple et;
+	HnswNeighborTuple nt;
+	Size		esize,
+				nsize;
+	ItemPointerData newtid;
+	bool		new_entry;
+
+	HnswReadMeta(index, &meta);
+	level = Min(HnswRandomLevel(meta.m), HNSW_MAX_LEVEL);
+	if (meta.entry_blkno == InvalidBlockNumber || level > meta.entry_level)
+		lockmode = ExclusiveLock;
+	LockPage(index, HNSW_UPDATE_LOCK, lockmode);
+	HnswReadMeta(index, &meta);	/* the entry may have moved meanwhile */
+	new_entry = meta.entry_blkno == InvalidBlockNumber || level > meta.entry_level;
+	if (new_entry && lockmode != ExclusiveLock)
+	{
+		UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
+		lockmode = ExclusiveLock;
+		LockPage(index, HNSW_UPDATE_LOCK, lockmode);
+		HnswReadMeta(index, &meta);
+		new_entry = meta.entry_blkno == InvalidBlockNumber || level > meta.entry_level;
+	}
+
+	links = palloc0(sizeof(LayerLinks) * (level + 1));
+	if (meta.entry_blkno != InvalidBlockNumber)
+		find_neighbors(index, &meta, value, dist, level, links);
+
+	esize = HNSW_ELEMENT_TUPLE_SIZE(meta.dimensions);
+	nsize = HNSW_NEIGHBOR_TUPLE_SIZE(meta.m, level);
+	et = palloc(esize);
+	nt = palloc(nsize);
+	build_tuples(meta.dimensions, meta.m, level, value, heaptid, links, et, nt);
+	place_element(index, et, esize, nt, nsize, new_entry, &newtid);
+
+	for (int layer = 0; layer <= level; layer++)
+	{
+		for (int i = 0; i < links[layer].n; i++)
+			link_back(index, meta.dimensions, meta.m, dist,
+					  &links[layer].tids[i], &newtid, layer);
+	}
+	UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
+}
+
+bool
+hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+		   Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+		   IndexInfo *indexInfo)
+{
+	MemoryContext cxt,
+				old;
+	HnswDistance dist;
+	HnswMetaPageData meta;
+	Vector	   *v;
+	float	   *value;
+
+	if (isnull[0])
+		return false;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw insert",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	v = DatumGetVector(values[0]);
+	HnswReadMeta(index, &meta);
+	if (v->dim != (int) meta.dimensions)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %u dimensions, not %d", meta.dimensions, v->dim)));
+	HnswInitDistance(index, &dist);
+	value = palloc(sizeof(float) * v->dim);
+	if (HnswPrepareValue(&dist, v, value))
+		HnswInsertOnDisk(index, value, heap_tid, &dist, false);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return false;
+}

@@ -1,0 +1,186 @@
+/*
+ * hnswscan.c
+ *		Index scans: ORDER BY vector <op> constant, nearest first.
+ *
+ * The first call searches the graph (greedy descent, then ef_search-wide
+ * best-first search of layer 0) and returns the results nearest first.
+ * With hnsw.iterative_scan on, a scan whose rows were all consumed (for
+ * instance rejected by a WHERE clause) resumes the search from where it
+ * stopped, until hnsw.max_scan_tuples elements have been returned.
+ */
+#include "postgres.h"
+
+#include "access/relscan.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hnsw.h"
+
+typedef struct HnswScanOpaqueData
+{
+	MemoryContext cxt;			/* reset by every rescan */
+	HnswDistance dist;
+	bool		started;
+	bool		done;
+	float	   *query;
+	HnswDiskGraph graph;
+	HnswSearchState search;
+	HnswCandidate *batch;		/* current results, nearest first */
+	int			nbatch;
+	int			next;
+	int64		returned;
+	float		last_distance;
+} HnswScanOpaqueData;
+
+typedef HnswScanOpaqueData *HnswScanOpaque;
+
+IndexScanDesc
+hnswbeginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	HnswScanOpaque so = palloc0(sizeof(HnswScanOpaqueData));
+
+	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw scan",
+									ALLOCSET_DEFAULT_SIZES);
+	HnswInitDistance(index, &so->dist);
+	scan->opaque = so;
+	return scan;
+}
+
+void
+hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+		   ScanKey orderbys, int norderbys)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+
+	if (keys && scan->numberOfKeys > 0)
+		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+	if (orderbys && scan->numberOfOrderBys > 0)
+		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+	MemoryContextReset(so->cxt);
+	so->started = false;
+	so->done = false;
+	so->nbatch = 0;
+	so->next = 0;
+	so->returned = 0;
+}
+
+/* Take the current results out of the max-heap, nearest first. */
+static void
+take_batch(HnswScanOpaque so)
+{
+	HnswHeap   *r = &so->search.results;
+
+	so->batch = r->items;
+	so->nbatch = r->count;
+	so->next = 0;
+	HnswSortCandidates(so->batch, so->nbatch);
+	/* the heap gets a fresh array; the batch keeps the old one */
+	HnswHeapInit(r, hnsw_ef_search + 1);
+}
+
+/* Prepare the query and run the first search; false if nothing to return. */
+static bool
+start_scan(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	HnswMetaPageData meta;
+	ItemPointerData entry;
+	HnswCandidate ep;
+	Vector	   *v;
+
+	if (scan->numberOfOrderBys != 1 || (scan->orderByData[0].sk_flags & SK_ISNULL))
+		return false;
+	v = DatumGetVector(scan->orderByData[0].sk_argument);
+	HnswReadMeta(index, &meta);
+	if (v->dim != (int) meta.dimensions)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different vector dimensions %u and %d", meta.dimensions, v->dim)));
+	if (meta.entry_blkno == InvalidBlockNumber)
+		return false;
+	so->query = palloc(sizeof(float) * v->dim);
+	if (!HnswPrepareValue(&so->dist, v, so->query))
+		return false;			/* zero query under cosine: no order exists */
+
+	HnswDiskGraphInit(&so->graph, index, so->query, v->dim, &so->dist);
+	ItemPointerSet(&entry, meta.entry_blkno, meta.entry_offno);
+	if (!HnswLoadCandidate(index, &entry, &so->graph.base, &ep))
+		return false;
+	if (meta.entry_level > 0)
+		ep = HnswGreedySearch(&so->graph.base, ep, meta.entry_level, 0);
+	HnswSearchStateInit(&so->search, hnsw_ef_search,
+						hnsw_iterative_scan != HNSW_ITERATIVE_OFF);
+	HnswSearchLayer(&so->graph.base, &so->search, &ep, 1, hnsw_ef_search, 0);
+	take_batch(so);
+	return true;
+}
+
+/* Iterative scans: fetch the next batch; false when the search is spent. */
+static bool
+next_batch(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+
+	if (hnsw_iterative_scan == HNSW_ITERATIVE_OFF ||
+		so->returned >= hnsw_max_scan_tuples)
+		return false;
+	HnswSearchResume(&so->graph.base, &so->search, hnsw_ef_search);
+	take_batch(so);
+	return so->nbatch > 0;
+}
+
+bool
+hnswgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	MemoryContext old;
+	bool		found = false;
+
+	if (so->done)
+		return false;
+	old = MemoryContextSwitchTo(so->cxt);
+	if (!so->started)
+	{
+		so->started = true;
+		if (!start_scan(scan))
+			so->done = true;
+	}
+	while (!so->done && !found)
+	{
+		HnswCandidate *c;
+
+		if (so->next >= so->nbatch && !next_batch(scan))
+		{
+			so->done = true;
+			break;
+		}
+		if (so->next >= so->nbatch)
+			continue;
+		c = &so->batch[so->next++];
+		/* strict order: drop what a later round found nearer than before */
+		if (hnsw_iterative_scan == HNSW_ITERATIVE_STRICT && so->returned > 0 &&
+			c->distance < so->last_distance)
+			continue;
+		HnswUnpackTid(c->heaptid, &scan->xs_heaptid);
+		scan->xs_recheckorderby = false;
+		so->last_distance = c->distance;
+		so->returned++;
+		found = true;
+	}
+	MemoryContextSwitchTo(old);
+	CHECK_FOR_INTERRUPTS();
+	return found;
+}
+
+void
+hnswendscan(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+
+	MemoryContextDelete(so->cxt);
+	pfree(so);
+	scan->opaque = NULL;
+}

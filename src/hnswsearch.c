@@ -1,0 +1,373 @@
+/*
+ * hnswsearch.c
+ *		The one graph search, used by build, insert, scan and vacuum.
+ *
+ * The algorithms are those of Malkov and Yashunin's HNSW paper: greedy
+ * descent through the upper layers (SEARCH-LAYER with ef = 1), best-first
+ * SEARCH-LAYER (Algorithm 2) in the target layer, and the neighbour
+ * selection heuristic (Algorithm 4) in hnswutils.c.  The graph itself is
+ * reached only through HnswGraph.expand, so the same code walks the
+ * in-memory build graph and the on-disk index.
+ *
+ * Candidate queues are typed binary heaps over arrays: they sit on the
+ * hottest path, where a comparator called through a pointer or a palloc per
+ * node (as with lib/binaryheap or pairingheap) shows up in profiles.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "common/pg_prng.h"
+
+#include "hnsw.h"
+
+/* ---------- visited set: simplehash over packed TIDs or indexes ---------- */
+
+typedef struct VisitedEntry
+{
+	uint64		key;
+	char		status;
+} VisitedEntry;
+
+/* MurmurHash3's 64-bit finaliser: cheap and mixes all bits. */
+static inline uint32
+mix64(uint64 k)
+{
+	k ^= k >> 33;
+	k *= UINT64CONST(0xff51afd7ed558ccd);
+	k ^= k >> 33;
+	k *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	k ^= k >> 33;
+	return (uint32) k;
+}
+
+#define SH_PREFIX visitedhash
+#define SH_ELEMENT_TYPE VisitedEntry
+#define SH_KEY_TYPE uint64
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) mix64(k)
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+struct HnswVisited
+{
+	visitedhash_hash *hash;
+};
+
+HnswVisited *
+HnswVisitedCreate(int expected)
+{
+	HnswVisited *v = palloc(sizeof(HnswVisited));
+
+	v->hash = visitedhash_create(CurrentMemoryContext, Max(expected, 64), NULL);
+	return v;
+}
+
+/* Returns true if id had been visited already; marks it visited. */
+bool
+HnswVisitedTestAndSet(HnswVisited *v, uint64 id)
+{
+	bool		found;
+
+	visitedhash_insert(v->hash, id, &found);
+	return found;
+}
+
+void
+HnswVisitedReset(HnswVisited *v)
+{
+	visitedhash_reset(v->hash);
+}
+
+/* ---------- heaps ---------- */
+
+void
+HnswHeapInit(HnswHeap *h, int capacity)
+{
+	h->capacity = Max(capacity, 16);
+	h->count = 0;
+	h->items = palloc(sizeof(HnswCandidate) * h->capacity);
+}
+
+static inline void
+heap_reserve(HnswHeap *h)
+{
+	if (h->count == h->capacity)
+	{
+		h->capacity *= 2;
+		h->items = repalloc(h->items, sizeof(HnswCandidate) * h->capacity);
+	}
+}
+
+/* sign = 1 for a min-heap, -1 for a max-heap */
+static inline bool
+heap_before(const HnswCandidate *a, const HnswCandidate *b, int sign)
+{
+	return sign > 0 ? a->distance < b->distance : a->distance > b->distance;
+}
+
+static inline void
+heap_push(HnswHeap *h, const HnswCandidate *c, int sign)
+{
+	int			i;
+
+	heap_reserve(h);
+	i = h->count++;
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!heap_before(c, &h->items[parent], sign))
+			break;
+		h->items[i] = h->items[parent];
+		i = parent;
+	}
+	h->items[i] = *c;
+}
+
+static inline HnswCandidate
+heap_pop(HnswHeap *h, int sign)
+{
+	HnswCandidate top = h->items[0];
+	HnswCandidate last = h->items[--h->count];
+	int			i = 0;
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= h->count)
+			break;
+		if (child + 1 < h->count &&
+			heap_before(&h->items[child + 1], &h->items[child], sign))
+			child++;
+		if (!heap_before(&h->items[child], &last, sign))
+			break;
+		h->items[i] = h->items[child];
+		i = child;
+	}
+	if (h->count > 0)
+		h->items[i] = last;
+	return top;
+}
+
+void
+HnswHeapPushMin(HnswHeap *h, const HnswCandidate *c)
+{
+	heap_push(h, c, 1);
+}
+
+HnswCandidate
+HnswHeapPopMin(HnswHeap *h)
+{
+	return heap_pop(h, 1);
+}
+
+void
+HnswHeapPushMax(HnswHeap *h, const HnswCandidate *c)
+{
+	heap_push(h, c, -1);
+}
+
+HnswCandidate
+HnswHeapPopMax(HnswHeap *h)
+{
+	return heap_pop(h, -1);
+}
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const HnswCandidate *ca = a;
+	const HnswCandidate *cb = b;
+
+	if (ca->distance != cb->distance)
+		return ca->distance < cb->distance ? -1 : 1;
+	/* ties broken by identity so the order is deterministic */
+	return (ca->id > cb->id) - (ca->id < cb->id);
+}
+
+/* Nearest first. */
+void
+HnswSortCandidates(HnswCandidate *items, int n)
+{
+	qsort(items, n, sizeof(HnswCandidate), candidate_cmp);
+}
+
+/* ---------- level assignment ---------- */
+
+/*
+ * The paper's level distribution: floor(-ln(U) * mL) with mL = 1/ln(M),
+ * capped so a level always fits the neighbour tuple.
+ */
+int
+HnswRandomLevel(int m)
+{
+	double		ml = 1 / log(m);
+	double		u = pg_prng_double(&pg_global_prng_state);
+	int			level = (int) floor(-log(1.0 - u) * ml);
+
+	return Min(level, HNSW_MAX_LEVEL);
+}
+
+/* ---------- searches ---------- */
+
+void
+HnswSearchStateInit(HnswSearchState *s, int ef, bool keep_discarded)
+{
+	s->visited = HnswVisitedCreate(ef * 32);
+	HnswHeapInit(&s->frontier, ef * 2);
+	HnswHeapInit(&s->results, ef + 1);
+	HnswHeapInit(&s->discarded, keep_discarded ? ef : 16);
+	s->keep_discarded = keep_discarded;
+}
+
+typedef struct GreedyArg
+{
+	HnswCandidate best;
+	bool		improved;
+} GreedyArg;
+
+static void
+greedy_emit(void *arg, const HnswCandidate *c)
+{
+	GreedyArg  *g = arg;
+
+	if (c->distance < g->best.distance)
+	{
+		g->best = *c;
+		g->improved = true;
+	}
+}
+
+/*
+ * Descend from from_level down to (but not into) to_level, moving to the
+ * nearest neighbour while that gets closer: SEARCH-LAYER with ef = 1.
+ */
+HnswCandidate
+HnswGreedySearch(HnswGraph *g, HnswCandidate entry, int from_level, int to_level)
+{
+	HnswVisited *visited = HnswVisitedCreate(256);
+	GreedyArg	arg;
+
+	arg.best = entry;
+	for (int layer = from_level; layer > to_level; layer--)
+	{
+		do
+		{
+			HnswCandidate current = arg.best;
+
+			arg.improved = false;
+			HnswVisitedTestAndSet(visited, current.id);
+			g->expand(g, &current, layer, visited, greedy_emit, &arg);
+		} while (arg.improved);
+		/* the next layer may revisit nodes seen here */
+		HnswVisitedReset(visited);
+	}
+	return arg.best;
+}
+
+typedef struct LayerArg
+{
+	HnswSearchState *s;
+	int			ef;
+} LayerArg;
+
+/* Offer a newly seen node to the frontier and the result set. */
+static void
+layer_emit(void *arg, const HnswCandidate *c)
+{
+	LayerArg   *la = arg;
+	HnswSearchState *s = la->s;
+	bool		full = s->results.count >= la->ef;
+
+	if (full && c->distance >= s->results.items[0].distance)
+	{
+		if (s->keep_discarded)
+		{
+			HnswHeapPushMin(&s->frontier, c);
+			if (c->returnable)
+				HnswHeapPushMin(&s->discarded, c);
+		}
+		return;
+	}
+	HnswHeapPushMin(&s->frontier, c);
+	if (!c->returnable)
+		return;
+	HnswHeapPushMax(&s->results, c);
+	if (s->results.count > la->ef)
+	{
+		HnswCandidate out = HnswHeapPopMax(&s->results);
+
+		if (s->keep_discarded)
+			HnswHeapPushMin(&s->discarded, &out);
+	}
+}
+
+/*
+ * Best-first expansion until the nearest unexpanded node is farther than
+ * the farthest of the ef results (Algorithm 2).  With keep_discarded the
+ * frontier keeps every node seen, so a later round can continue from it.
+ */
+static void
+expand_until_stable(HnswGraph *g, HnswSearchState *s, int ef, int layer)
+{
+	LayerArg	arg = {s, ef};
+
+	while (s->frontier.count > 0)
+	{
+		HnswCandidate c;
+
+		if (s->results.count >= ef &&
+			s->frontier.items[0].distance > s->results.items[0].distance)
+			break;
+		c = HnswHeapPopMin(&s->frontier);
+		g->expand(g, &c, layer, s->visited, layer_emit, &arg);
+	}
+}
+
+void
+HnswSearchLayer(HnswGraph *g, HnswSearchState *s,
+				const HnswCandidate *entries, int nentries, int ef, int layer)
+{
+	for (int i = 0; i < nentries; i++)
+	{
+		if (HnswVisitedTestAndSet(s->visited, entries[i].id))
+			continue;
+		HnswHeapPushMin(&s->frontier, &entries[i]);
+		if (entries[i].returnable)
+		{
+			HnswHeapPushMax(&s->results, &entries[i]);
+			if (s->results.count > ef)
+			{
+				HnswCandidate out = HnswHeapPopMax(&s->results);
+
+				if (s->keep_discarded)
+					HnswHeapPushMin(&s->discarded, &out);
+			}
+		}
+	}
+	expand_until_stable(g, s, ef, layer);
+}
+
+/*
+ * Iterative scan: after the caller consumed `results`, refill it with the
+ * next ef nearest nodes.  Discarded results come back first, then the
+ * frontier is expanded further (pgvector 0.8's iterative index scans
+ * follow the same idea).
+ */
+void
+HnswSearchResume(HnswGraph *g, HnswSearchState *s, int ef)
+{
+	s->results.count = 0;
+	while (s->discarded.count > 0 && s->results.count < ef)
+	{
+		HnswCandidate c = HnswHeapPopMin(&s->discarded);
+
+		HnswHeapPushMax(&s->results, &c);
+	}
+	expand_until_stable(g, s, ef, 0);
+}

@@ -1,0 +1,347 @@
+/*
+ * hnswutils.c
+ *		Pages, the metapage, distances and the on-disk view of the graph.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "storage/bufpage.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "hnsw.h"
+#include "hnswgraph.h"
+
+int
+HnswGetM(Relation index)
+{
+	HnswOptions *opts = (HnswOptions *) index->rd_options;
+
+	return opts ? opts->m : HNSW_DEFAULT_M;
+}
+
+int
+HnswGetEfConstruction(Relation index)
+{
+	HnswOptions *opts = (HnswOptions *) index->rd_options;
+
+	return opts ? opts->ef_construction : HNSW_DEFAULT_EF_CONSTRUCTION;
+}
+
+/* ---------- distances ---------- */
+
+/* The C symbol behind an operator class support function. */
+static char *
+support_symbol(Relation index, uint16 procnum)
+{
+	Oid			procid = index_getprocid(index, 1, procnum);
+	HeapTuple	tup;
+	Datum		src;
+	bool		isnull;
+	char	   *result;
+
+	if (!OidIsValid(procid))
+		return NULL;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(procid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", procid);
+	src = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+	result = isnull ? NULL : TextDatumGetCString(src);
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * Map the operator class to a kernel.  The support function is looked up
+ * once per index open and the kernel is then called directly, which is the
+ * point: fmgr calls in the search loop cost more than the arithmetic.
+ */
+void
+HnswInitDistance(Relation index, HnswDistance *d)
+{
+	char	   *sym = support_symbol(index, HNSW_DISTANCE_PROC);
+
+	memset(d, 0, sizeof(HnswDistance));
+	d->normalize = OidIsValid(index_getprocid(index, 1, HNSW_NORM_PROC));
+	if (sym && strcmp(sym, "vector_l2_squared_distance") == 0)
+	{
+		d->metric = HNSW_METRIC_L2;
+		d->kernel = distance_kernels.l2_squared;
+	}
+	else if (sym && strcmp(sym, "vector_negative_inner_product") == 0)
+	{
+		d->metric = d->normalize ? HNSW_METRIC_COSINE : HNSW_METRIC_IP;
+		d->kernel = distance_kernels.inner_product;
+		d->negate = true;
+	}
+	else if (sym && strcmp(sym, "l1_distance") == 0)
+	{
+		d->metric = HNSW_METRIC_L1;
+		d->kernel = distance_kernels.l1;
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("operator class of index \"%s\" has an unsupported distance function",
+						RelationGetRelationName(index))));
+}
+
+/*
+ * Copy a value into the index's representation.  Returns false when the
+ * value cannot be placed in the graph: a zero vector has no direction, so
+ * cosine indexes skip it (a sequential scan still returns it).
+ */
+bool
+HnswPrepareValue(const HnswDistance *d, Vector *v, float *out)
+{
+	memcpy(out, v->x, sizeof(float) * v->dim);
+	if (d->normalize)
+	{
+		double		norm = 0;
+
+		for (int i = 0; i < v->dim; i++)
+			norm += (double) v->x[i] * v->x[i];
+		norm = sqrt(norm);
+		if (norm == 0 || !isfinite(norm))
+			return false;
+		for (int i = 0; i < v->dim; i++)
+			out[i] = v->x[i] / norm;
+	}
+	return true;
+}
+
+/* ---------- pages ---------- */
+
+void
+HnswInitPage(Page page)
+{
+	HnswPageOpaque opaque;
+
+	PageInit(page, BLCKSZ, sizeof(HnswPageOpaqueData));
+	opaque = HnswPageGetOpaque(page);
+	opaque->next_blkno = InvalidBlockNumber;
+	opaque->flags = 0;
+	opaque->page_id = HNSW_PAGE_ID;
+}
+
+static void
+check_meta(Relation index, HnswMetaPage meta)
+{
+	if (meta->magic != HNSW_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not an hnsw index",
+						RelationGetRelationName(index))));
+	if (meta->version != HNSW_FORMAT_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("hnsw index \"%s\" has format version %u, expected %u",
+						RelationGetRelationName(index), meta->version,
+						HNSW_FORMAT_VERSION),
+				 errhint("REINDEX the index.")));
+}
+
+void
+HnswReadMeta(Relation index, HnswMetaPageData *meta)
+{
+	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	*meta = *HnswPageGetMeta(BufferGetPage(buf));
+	UnlockReleaseBuffer(buf);
+	check_meta(index, meta);
+}
+
+/* A new, exclusively locked, initialised page at the end of the fork. */
+Buffer
+HnswNewBuffer(Relation index, ForkNumber fork)
+{
+	Buffer		buf;
+	bool		need_lock = !RELATION_IS_LOCAL(index);
+
+	if (need_lock)
+		LockRelationForExtension(index, ExclusiveLock);
+	buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (need_lock)
+		UnlockRelationForExtension(index, ExclusiveLock);
+	return buf;
+}
+
+/* ---------- the graph on disk ---------- */
+
+/* Copy the slots of one layer of a neighbour tuple; returns how many. */
+static int
+read_neighbor_list(Relation index, int m, uint64 ref, int layer,
+				   ItemPointerData *out)
+{
+	ItemPointerData tid;
+	Buffer		buf;
+	Page		page;
+	ItemId		iid;
+	HnswNeighborTuple ntup;
+	int			n = 0;
+
+	HnswUnpackTid(ref, &tid);
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&tid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (ItemPointerGetOffsetNumber(&tid) <= PageGetMaxOffsetNumber(page))
+	{
+		iid = PageGetItemId(page, ItemPointerGetOffsetNumber(&tid));
+		ntup = ItemIdIsNormal(iid) ? (HnswNeighborTuple) PageGetItem(page, iid) : NULL;
+		if (ntup && ntup->type == HNSW_NEIGHBOR_TUPLE && ntup->level >= layer)
+		{
+			int			start = HNSW_LAYER_START(m, layer);
+			int			count = HNSW_LAYER_SLOTS(m, layer);
+
+			for (int i = 0; i < count; i++)
+			{
+				if (ItemPointerIsValid(&ntup->slots[start + i]))
+					out[n++] = ntup->slots[start + i];
+			}
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+static int
+tid_block_cmp(const void *a, const void *b)
+{
+	return ItemPointerCompare((ItemPointer) a, (ItemPointer) b);
+}
+
+/* Fill a candidate from an element tuple; false if it is not one. */
+static inline bool
+element_candidate(const HnswGraph *g, Page page, OffsetNumber off,
+				  BlockNumber blkno, HnswCandidate *c)
+{
+	ItemId		iid;
+	HnswElementTuple etup;
+
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+		return false;
+	iid = PageGetItemId(page, off);
+	if (!ItemIdIsNormal(iid))
+		return false;
+	etup = (HnswElementTuple) PageGetItem(page, iid);
+	if (etup->type != HNSW_ELEMENT_TUPLE)
+		return false;
+	c->id = HnswPackTid(blkno, off);
+	c->ref = HnswPackItemPointer(&etup->neighbortid);
+	c->heaptid = HnswPackItemPointer(&etup->heaptid);
+	c->level = etup->level;
+	c->distance = HnswDistanceCompute(&g->dist, g->query, etup->x, g->dim);
+	c->returnable = !(etup->flags & HNSW_ELEMENT_DELETED) &&
+		ItemPointerIsValid(&etup->heaptid);
+	return true;
+}
+
+/*
+ * Neighbours are grouped by page, so all distances on one page are computed
+ * under a single pin and share lock.
+ */
+static void
+disk_expand(HnswGraph *g, const HnswCandidate *c, int layer,
+			HnswVisited *visited, HnswEmitFn emit, void *arg)
+{
+	HnswDiskGraph *dg = (HnswDiskGraph *) g;
+	int			n = read_neighbor_list(dg->index, dg->m, c->ref, layer, dg->todo);
+	int			keep = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!HnswVisitedTestAndSet(visited, HnswPackItemPointer(&dg->todo[i])))
+			dg->todo[keep++] = dg->todo[i];
+	}
+	if (keep > 1)
+		qsort(dg->todo, keep, sizeof(ItemPointerData), tid_block_cmp);
+
+	for (int i = 0; i < keep;)
+	{
+		BlockNumber blkno = ItemPointerGetBlockNumber(&dg->todo[i]);
+		Buffer		buf = ReadBuffer(dg->index, blkno);
+		Page		page;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		for (; i < keep && ItemPointerGetBlockNumber(&dg->todo[i]) == blkno; i++)
+		{
+			HnswCandidate nc;
+
+			if (element_candidate(g, page, ItemPointerGetOffsetNumber(&dg->todo[i]),
+								  blkno, &nc))
+				emit(arg, &nc);
+		}
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+void
+HnswDiskGraphInit(HnswDiskGraph *dg, Relation index, const float *query,
+				  int dim, const HnswDistance *dist)
+{
+	dg->base.expand = disk_expand;
+	dg->base.query = query;
+	dg->base.dim = dim;
+	dg->base.dist = *dist;
+	dg->index = index;
+	dg->m = HnswGetM(index);
+	dg->todo = palloc(sizeof(ItemPointerData) * HNSW_NEIGHBOR_SLOTS(HNSW_MAX_M, 0));
+}
+
+void
+HnswDiskGraphRelease(HnswDiskGraph *dg)
+{
+	pfree(dg->todo);
+}
+
+/* Read one element as a candidate for the graph's query. */
+bool
+HnswLoadCandidate(Relation index, ItemPointer tid, const HnswGraph *g,
+				  HnswCandidate *c)
+{
+	Buffer		buf = ReadBuffer(index, ItemPointerGetBlockNumber(tid));
+	bool		ok;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	ok = element_candidate(g, BufferGetPage(buf), ItemPointerGetOffsetNumber(tid),
+						   ItemPointerGetBlockNumber(tid), c);
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+/*
+ * The neighbour selection heuristic (paper, Algorithm 4, without keeping
+ * pruned connections): walk the candidates nearest first and keep one only
+ * if it is closer to the base element than to every candidate kept so far.
+ * This keeps links pointing in different directions, which is what lets
+ * the graph cross between clusters.  `pair(arg, i, j)` is the distance
+ * between candidates i and j.  Returns how many were chosen.
+ */
+int
+HnswSelectNeighbors(const HnswCandidate *sorted, int n, int max,
+					HnswPairDistanceFn pair, void *arg, int *chosen)
+{
+	int			nchosen = 0;
+
+	for (int i = 0; i < n && nchosen < max; i++)
+	{
+		bool		keep = true;
+
+		for (int j = 0; j < nchosen && keep; j++)
+		{
+			if (pair(arg, i, chosen[j]) < sorted[i].distance)
+				keep = false;
+		}
+		if (keep)
+			chosen[nchosen++] = i;
+	}
+	return nchosen;
+}

@@ -1,0 +1,528 @@
+/*
+ * hnswvacuum.c
+ *		VACUUM: drop dead heap rows, repair the graph, free the space.
+ *
+ * Three passes over the index:
+ *	1. mark elements whose heap row is dead as deleted (scans skip them at
+ *	   once but still traverse them);
+ *	2. with the update lock held exclusively (inserts wait), move the entry
+ *	   point off a deleted element and repair every live element whose
+ *	   lists name a deleted one: the deleted neighbour is replaced by the
+ *	   best of its own neighbours and the remaining links, chosen with the
+ *	   selection heuristic, so the graph stays navigable after churn;
+ *	3. remove the deleted elements' tuples, keeping line pointer numbers
+ *	   stable, and tell the free space map so inserts reuse the space.
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/freespace.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hnsw.h"
+#include "hnswgraph.h"
+
+#define HNSW_UPDATE_LOCK HNSW_METAPAGE_BLKNO
+
+typedef struct VacuumState
+{
+	IndexVacuumInfo *info;
+	IndexBulkDeleteResult *stats;
+	IndexBulkDeleteCallback callback;
+	void	   *callback_state;
+	Relation	index;
+	HnswMetaPageData meta;
+	HnswDistance dist;
+	HTAB	   *deleted;		/* packed element TID -> DeletedEntry */
+	HTAB	   *deleted_ntids;	/* packed neighbour tuple TIDs to free */
+	ItemPointerData best_live;	/* highest-level live element */
+	int			best_level;
+	BufferAccessStrategy bas;
+	MemoryContext tmp_cxt;
+} VacuumState;
+
+typedef struct DeletedEntry
+{
+	uint64		tid;
+	ItemPointerData ntid;		/* its neighbour tuple */
+} DeletedEntry;
+
+static bool
+is_deleted(VacuumState *vs, ItemPointer tid)
+{
+	uint64		key = HnswPackItemPointer(tid);
+
+	return hash_search(vs->deleted, &key, HASH_FIND, NULL) != NULL;
+}
+
+/* ---------- pass 1 ---------- */
+
+static void
+mark_page(VacuumState *vs, BlockNumber blkno)
+{
+	Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno,
+										 RBM_NORMAL, vs->bas);
+	GenericXLogState *state;
+	Page		page;
+	bool		changed = false;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(vs->index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		HnswElementTuple et;
+
+		if (!ItemIdIsNormal(iid))
+			continue;
+		et = (HnswElementTuple) PageGetItem(page, iid);
+		if (et->type != HNSW_ELEMENT_TUPLE)
+			continue;
+		if (!(et->flags & HNSW_ELEMENT_DELETED) && ItemPointerIsValid(&et->heaptid) &&
+			vs->callback(&et->heaptid, vs->callback_state))
+		{
+			et->flags |= HNSW_ELEMENT_DELETED;
+			changed = true;
+			vs->stats->tuples_removed++;
+		}
+		if (et->flags & HNSW_ELEMENT_DELETED)
+		{
+			uint64		key = HnswPackTid(blkno, off);
+			DeletedEntry *d = hash_search(vs->deleted, &key, HASH_ENTER, NULL);
+
+			d->ntid = et->neighbortid;
+			key = HnswPackItemPointer(&et->neighbortid);
+			hash_search(vs->deleted_ntids, &key, HASH_ENTER, NULL);
+		}
+		else
+		{
+			vs->stats->num_index_tuples++;
+			if (et->level > vs->best_level)
+			{
+				vs->best_level = et->level;
+				ItemPointerSet(&vs->best_live, blkno, off);
+			}
+		}
+	}
+	if (changed)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/* ---------- pass 2 ---------- */
+
+typedef struct RepairVectors
+{
+	VacuumState *vs;
+	HnswCandidate *cands;
+	float	  **vecs;
+} RepairVectors;
+
+static bool
+read_element(VacuumState *vs, ItemPointer tid, float *vec, ItemPointer ntid)
+{
+	Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM,
+										 ItemPointerGetBlockNumber(tid), RBM_NORMAL, vs->bas);
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	bool		ok = false;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (off <= PageGetMaxOffsetNumber(page) && ItemIdIsNormal(PageGetItemId(page, off)))
+	{
+		HnswElementTuple et = (HnswElementTuple) PageGetItem(page, PageGetItemId(page, off));
+
+		if (et->type == HNSW_ELEMENT_TUPLE)
+		{
+			if (vec)
+				memcpy(vec, et->x, sizeof(float) * vs->meta.dimensions);
+			if (ntid)
+				*ntid = et->neighbortid;
+			ok = true;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+static float
+repair_pair_distance(void *arg, int i, int j)
+{
+	RepairVectors *rv = arg;
+
+	return HnswDistanceCompute(&rv->vs->dist, rv->vecs[i], rv->vecs[j],
+							   rv->vs->meta.dimensions);
+}
+
+/* Read one layer of the neighbour tuple at ntid (share lock). */
+static int
+read_list(VacuumState *vs, ItemPointer ntid, int layer, ItemPointerData *out)
+{
+	Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM,
+										 ItemPointerGetBlockNumber(ntid), RBM_NORMAL, vs->bas);
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+	int			n = 0;
+	int			m = vs->meta.m;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (off <= PageGetMaxOffsetNumber(page) && ItemIdIsNormal(PageGetItemId(page, off)))
+	{
+		HnswNeighborTuple nt = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page, off));
+
+		if (nt->type == HNSW_NEIGHBOR_TUPLE && nt->level >= layer)
+		{
+			int			start = HNSW_LAYER_START(m, layer);
+
+			for (int i = 0; i < HNSW_LAYER_SLOTS(m, layer); i++)
+			{
+				if (ItemPointerIsValid(&nt->slots[start + i]))
+					out[n++] = nt->slots[start + i];
+			}
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+static bool
+in_candidates(HnswCandidate *cands, int n, uint64 id)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (cands[i].id == id)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Rebuild one layer of element `tid`'s list: live members stay candidates,
+ * each deleted member is replaced by its own live neighbours, and the
+ * heuristic picks the new list.
+ */
+static void
+repair_layer(VacuumState *vs, ItemPointer tid, float *base, ItemPointer ntid,
+			 int layer, ItemPointerData *list, int n)
+{
+	int			cap = HNSW_LAYER_SLOTS(vs->meta.m, layer);
+	int			maxc = cap * (cap + 1);
+	HnswCandidate *cands = palloc(sizeof(HnswCandidate) * maxc);
+	float	  **vecs = palloc(sizeof(float *) * maxc);
+	ItemPointerData hop[HNSW_MAX_M * 2];
+	int			ncand = 0;
+	int			chosen[HNSW_MAX_M * 2];
+	int			k;
+	RepairVectors rv = {vs, cands, vecs};
+	uint64		self = HnswPackItemPointer(tid);
+
+	for (int i = 0; i < n; i++)
+	{
+		ItemPointerData dntid;
+		int			nh = 0;
+		ItemPointer src = &list[i];
+
+		if (is_deleted(vs, &list[i]))
+		{
+			uint64		key = HnswPackItemPointer(&list[i]);
+			DeletedEntry *d = hash_search(vs->deleted, &key, HASH_FIND, NULL);
+
+			dntid = d->ntid;
+			nh = read_list(vs, &dntid, layer, hop);
+			src = NULL;
+		}
+		for (int j = -1; j < nh; j++)
+		{
+			ItemPointer c = (j < 0) ? src : &hop[j];
+			uint64		id;
+
+			if (c == NULL || ncand >= maxc)
+				continue;
+			id = HnswPackItemPointer(c);
+			if (id == self || is_deleted(vs, c) || in_candidates(cands, ncand, id))
+				continue;
+			vecs[ncand] = palloc(sizeof(float) * vs->meta.dimensions);
+			if (!read_element(vs, c, vecs[ncand], NULL))
+				continue;
+			cands[ncand].id = id;
+			cands[ncand].distance = HnswDistanceCompute(&vs->dist, base, vecs[ncand],
+														vs->meta.dimensions);
+			ncand++;
+		}
+	}
+	/* sort candidates and their vectors together: sort indexes */
+	{
+		HnswCandidate *sorted = palloc(sizeof(HnswCandidate) * Max(ncand, 1));
+		float	  **svecs = palloc(sizeof(float *) * Max(ncand, 1));
+
+		for (int i = 0; i < ncand; i++)
+		{
+			sorted[i] = cands[i];
+			sorted[i].ref = i;	/* remember the vector's slot */
+		}
+		HnswSortCandidates(sorted, ncand);
+		for (int i = 0; i < ncand; i++)
+			svecs[i] = vecs[sorted[i].ref];
+		rv.cands = sorted;
+		rv.vecs = svecs;
+		k = HnswSelectNeighbors(sorted, ncand, cap, repair_pair_distance, &rv, chosen);
+		{
+			Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM,
+												 ItemPointerGetBlockNumber(ntid), RBM_NORMAL, vs->bas);
+			GenericXLogState *state;
+			Page		page;
+			HnswNeighborTuple nt;
+			int			start = HNSW_LAYER_START(vs->meta.m, layer);
+
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			state = GenericXLogStart(vs->index);
+			page = GenericXLogRegisterBuffer(state, buf, 0);
+			nt = (HnswNeighborTuple) PageGetItem(page,
+												 PageGetItemId(page, ItemPointerGetOffsetNumber(ntid)));
+			for (int i = 0; i < cap; i++)
+			{
+				if (i < k)
+					HnswUnpackTid(sorted[chosen[i]].id, &nt->slots[start + i]);
+				else
+					ItemPointerSetInvalid(&nt->slots[start + i]);
+			}
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(buf);
+		}
+	}
+}
+
+/* Repair every layer of one live element that links to a deleted one. */
+static void
+repair_element(VacuumState *vs, ItemPointer tid, int level, ItemPointer ntid,
+			   float *base)
+{
+	ItemPointerData list[HNSW_MAX_M * 2];
+
+	for (int layer = 0; layer <= level; layer++)
+	{
+		int			n = read_list(vs, ntid, layer, list);
+		bool		needs = false;
+
+		for (int i = 0; i < n && !needs; i++)
+			needs = is_deleted(vs, &list[i]);
+		if (needs)
+			repair_layer(vs, tid, base, ntid, layer, list, n);
+	}
+}
+
+/* Collect the live elements of a page, then repair each. */
+static void
+repair_page(VacuumState *vs, BlockNumber blkno)
+{
+	Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno,
+										 RBM_NORMAL, vs->bas);
+	Page		page;
+	int			n = 0;
+	OffsetNumber offs[MaxOffsetNumber];
+	uint8		levels[MaxOffsetNumber];
+	ItemPointerData ntids[MaxOffsetNumber];
+	float	   *base = palloc(sizeof(float) * vs->meta.dimensions);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		HnswElementTuple et;
+
+		if (!ItemIdIsNormal(iid))
+			continue;
+		et = (HnswElementTuple) PageGetItem(page, iid);
+		if (et->type != HNSW_ELEMENT_TUPLE || (et->flags & HNSW_ELEMENT_DELETED))
+			continue;
+		offs[n] = off;
+		levels[n] = et->level;
+		ntids[n] = et->neighbortid;
+		n++;
+	}
+	UnlockReleaseBuffer(buf);
+
+	for (int i = 0; i < n; i++)
+	{
+		ItemPointerData tid;
+
+		ItemPointerSet(&tid, blkno, offs[i]);
+		MemoryContextReset(vs->tmp_cxt);
+		if (read_element(vs, &tid, base, NULL))
+		{
+			MemoryContext old = MemoryContextSwitchTo(vs->tmp_cxt);
+
+			repair_element(vs, &tid, levels[i], &ntids[i], base);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	pfree(base);
+}
+
+/* Point the metapage at a live element if the entry point was deleted. */
+static void
+repair_entry(VacuumState *vs)
+{
+	ItemPointerData entry;
+	Buffer		buf;
+	GenericXLogState *state;
+	HnswMetaPage meta;
+
+	if (vs->meta.entry_blkno == InvalidBlockNumber)
+		return;
+	ItemPointerSet(&entry, vs->meta.entry_blkno, vs->meta.entry_offno);
+	if (!is_deleted(vs, &entry))
+		return;
+	buf = ReadBuffer(vs->index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(vs->index);
+	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, buf, 0));
+	if (vs->best_level >= 0)
+	{
+		meta->entry_blkno = ItemPointerGetBlockNumber(&vs->best_live);
+		meta->entry_offno = ItemPointerGetOffsetNumber(&vs->best_live);
+		meta->entry_level = vs->best_level;
+	}
+	else
+	{
+		meta->entry_blkno = InvalidBlockNumber;
+		meta->entry_offno = InvalidOffsetNumber;
+		meta->entry_level = -1;
+	}
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/* ---------- pass 3 ---------- */
+
+static void
+free_page(VacuumState *vs, BlockNumber blkno)
+{
+	Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno,
+										 RBM_NORMAL, vs->bas);
+	GenericXLogState *state;
+	Page		page;
+	bool		changed = false;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(vs->index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		HnswElementTuple et;
+		ItemPointerData tid;
+
+		if (!ItemIdIsNormal(iid))
+			continue;
+		et = (HnswElementTuple) PageGetItem(page, iid);
+		ItemPointerSet(&tid, blkno, off);
+		if (et->type == HNSW_NEIGHBOR_TUPLE)
+		{
+			uint64		key = HnswPackItemPointer(&tid);
+
+			if (hash_search(vs->deleted_ntids, &key, HASH_FIND, NULL) == NULL)
+				continue;
+		}
+		else if (!(et->flags & HNSW_ELEMENT_DELETED) || !is_deleted(vs, &tid))
+			continue;
+		PageIndexTupleDeleteNoCompact(page, off);
+		changed = true;
+	}
+	if (changed)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	RecordPageWithFreeSpace(vs->index, blkno, PageGetFreeSpace(BufferGetPage(buf)));
+	UnlockReleaseBuffer(buf);
+}
+
+/* ---------- entry points ---------- */
+
+static void
+for_each_page(VacuumState *vs, void (*fn) (VacuumState *, BlockNumber))
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(vs->index);
+
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	{
+		vacuum_delay_point();
+		fn(vs, blkno);
+	}
+}
+
+IndexBulkDeleteResult *
+hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+			   IndexBulkDeleteCallback callback, void *callback_state)
+{
+	VacuumState vs;
+	HASHCTL		ctl;
+
+	if (stats == NULL)
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+	memset(&vs, 0, sizeof(vs));
+	vs.info = info;
+	vs.stats = stats;
+	vs.callback = callback;
+	vs.callback_state = callback_state;
+	vs.index = info->index;
+	vs.bas = GetAccessStrategy(BAS_BULKREAD);
+	vs.best_level = -1;
+	vs.tmp_cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw vacuum",
+									   ALLOCSET_DEFAULT_SIZES);
+	HnswReadMeta(vs.index, &vs.meta);
+	HnswInitDistance(vs.index, &vs.dist);
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(DeletedEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	vs.deleted = hash_create("hnsw vacuum deleted", 1024, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.entrysize = sizeof(uint64);
+	vs.deleted_ntids = hash_create("hnsw vacuum deleted neighbours", 1024, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	stats->num_index_tuples = 0;
+
+	for_each_page(&vs, mark_page);
+	if (hash_get_num_entries(vs.deleted) > 0)
+	{
+		LockPage(vs.index, HNSW_UPDATE_LOCK, ExclusiveLock);
+		HnswReadMeta(vs.index, &vs.meta);
+		repair_entry(&vs);
+		for_each_page(&vs, repair_page);
+		for_each_page(&vs, free_page);
+		UnlockPage(vs.index, HNSW_UPDATE_LOCK, ExclusiveLock);
+		IndexFreeSpaceMapVacuum(vs.index);
+	}
+	MemoryContextDelete(vs.tmp_cxt);
+	stats->num_pages = RelationGetNumberOfBlocks(vs.index);
+	return stats;
+}
+
+IndexBulkDeleteResult *
+hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	if (info->analyze_only)
+		return stats;
+	if (stats == NULL)
+	{
+		/* no bulkdelete pass: report the heap's count, estimated */
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+		stats->num_index_tuples = info->num_heap_tuples;
+		stats->estimated_count = info->estimated_count;
+	}
+	stats->num_pages = RelationGetNumberOfBlocks(info->index);
+	return stats;
+}

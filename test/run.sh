@@ -84,21 +84,21 @@ run_tap() {
 	files=${TAP:-$(cd "$tapdir" && ls t/*.t 2>/dev/null)}
 	[[ -n $files ]] || return 0
 	am_log "prove: $(echo $files | wc -w) files"
-	(cd "$tapdir" && am_as_server_user env \
-		PERL5LIB="$AM_PGLIB/pgxs/src/test/perl" \
-		PG_REGRESS="$AM_PGLIB/pgxs/src/test/regress/pg_regress" \
-		AGENTMEM_SRC="$AM_SRC" AGENTMEM_TEST="$tapdir" TESTDATADIR="$tapdir/tmp_check" \
-		PGHOST= PGPORT= PG_TEST_TIMEOUT_DEFAULT=300 \
-		prove -v --timer $files) 2>&1 | tee "$AM_TMP/prove.out"
-	local rc=${PIPESTATUS[0]} before=$failed f
+	# One prove per file: with -v, prove prints a file's verdict on a line
+	# of its own after the file's output, so its exit status is the
+	# reliable per-file result.
+	: >"$AM_TMP/prove.out"
+	local f rc
 	for f in $files; do
-		if grep -qE "^(\[[0-9:]+\] )?$f \.+ ok" "$AM_TMP/prove.out"; then
-			count_result "tap/$f" 0
-		else
-			count_result "tap/$f" 1
-		fi
+		(cd "$tapdir" && am_as_server_user env \
+			PERL5LIB="$AM_PGLIB/pgxs/src/test/perl" \
+			PG_REGRESS="$AM_PGLIB/pgxs/src/test/regress/pg_regress" \
+			AGENTMEM_SRC="$AM_SRC" AGENTMEM_TEST="$tapdir" TESTDATADIR="$tapdir/tmp_check" \
+			PGHOST= PGPORT= PG_TEST_TIMEOUT_DEFAULT=300 \
+			prove -v --timer "$f") 2>&1 | tee -a "$AM_TMP/prove.out"
+		rc=${PIPESTATUS[0]}
+		count_result "tap/$f" "$rc"
 	done
-	((rc != 0 && failed == before)) && count_result "tap/prove(exit $rc)" 1
 	if ((failed)) && [[ -d $tapdir/tmp_check/log ]]; then
 		echo "---- TAP logs: $tapdir/tmp_check/log (use KEEP=1 to keep them) ----"
 	fi

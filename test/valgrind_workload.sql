@@ -1,0 +1,80 @@
+-- test/valgrind_workload.sql: run by test/valgrind.sh after pg_regress.
+--
+-- Without USE_VALGRIND, memcheck sees only malloc block boundaries, and
+-- palloc serves requests above 8 kB from a malloc block of their own.  So
+-- this runs every vector function on vectors of more than 2,048
+-- dimensions (and on short ones with odd tails), where a read or write
+-- past the end of a vector is caught.  :copyfile is a server-writable path
+-- for a binary COPY round trip (vector_send and vector_recv).  A wrong
+-- result stops the script with an error.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE FUNCTION pg_temp.expect(ok boolean, what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF ok IS NOT TRUE THEN
+		RAISE EXCEPTION 'valgrind workload: % failed', what;
+	END IF;
+END $$;
+
+CREATE TABLE vg (id int PRIMARY KEY, a vector, b vector);
+INSERT INTO vg
+SELECT d, (SELECT array_agg(sin(i * d)::real) FROM generate_series(1, d) i)::vector,
+		  (SELECT array_agg(cos(i + d)::real) FROM generate_series(1, d) i)::vector
+FROM unnest(ARRAY[1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 65,
+				  2047, 2048, 2049, 2055, 4095, 8191, 16000]) d;
+
+\o /dev/null
+SELECT id, a <-> b, a <#> b, a <=> b, a <+> b,
+	   l2_distance(a, b), inner_product(a, b), cosine_distance(a, b), l1_distance(a, b),
+	   vector_l2_squared_distance(a, b), vector_negative_inner_product(a, b),
+	   vector_spherical_distance(a, b), vector_norm(a), vector_dims(a),
+	   (a + b) - b, a * b, l2_normalize(a), subvector(a, 1, id), subvector(a, id, 5),
+	   a::real[], a::double precision[], a::numeric[], a::text
+FROM vg ORDER BY id;
+SELECT id, avg(v), sum(v) FROM (SELECT id, a AS v FROM vg UNION ALL SELECT id, b FROM vg) s
+GROUP BY id ORDER BY id;
+\o
+
+SELECT pg_temp.expect(bool_and(abs((a <-> b) - sqrt(vector_l2_squared_distance(a, b))) < 1e-6 * (1 + (a <-> b))),
+					  'l2 distance against its square')
+FROM vg;
+SELECT pg_temp.expect(bool_and(vector_dims(a || b) = 2 * id), 'concatenation')
+FROM vg WHERE id <= 8000;
+SELECT pg_temp.expect(bool_and(a::real[]::vector = a AND a::double precision[]::vector = a
+							   AND a::text::vector = a),
+					  'casts round trip')
+FROM vg;
+-- float4 to numeric keeps FLT_DIG (6) digits in PostgreSQL 15: not exact
+SELECT pg_temp.expect(bool_and(a::numeric[]::vector <-> a < 1e-5 * (1 + vector_norm(a))),
+					  'numeric[] cast round trip within float4 -> numeric rounding')
+FROM vg;
+SELECT pg_temp.expect(bool_and(array_length(a::integer[], 1) = id), 'integer[] cast')
+FROM vg;
+SELECT pg_temp.expect(bool_and(vector_cmp(a, a) = 0 AND a = a AND NOT a < a), 'comparison')
+FROM vg;
+SELECT pg_temp.expect(count(DISTINCT vector_hash(a)) = count(*)
+					  AND count(DISTINCT vector_hash_extended(b, 7)) = count(*), 'hashing')
+FROM vg;
+SELECT pg_temp.expect(bool_and(length(vector_send(a)) = 4 + 4 * id), 'vector_send length')
+FROM vg;
+
+-- binary COPY out and back in: vector_send, vector_recv
+COPY vg TO :'copyfile' (FORMAT binary);
+CREATE TABLE vg2 (LIKE vg);
+COPY vg2 FROM :'copyfile' (FORMAT binary);
+SELECT pg_temp.expect(count(*) = 21 AND bool_and(vg.a = vg2.a AND vg.b = vg2.b),
+					  'binary COPY round trip')
+FROM vg JOIN vg2 USING (id);
+
+-- index paths that call the support functions
+-- (a btree entry must fit in a page: vector storage is not compressed)
+CREATE INDEX ON vg USING btree (a) WHERE id < 2000;
+CREATE INDEX ON vg USING hash (b);
+SET enable_seqscan = off;
+SELECT pg_temp.expect(count(*) = 1, 'btree lookup')
+FROM vg WHERE id < 2000 AND a = (SELECT a FROM vg2 WHERE id = 65);
+SELECT pg_temp.expect(count(*) = 1, 'hash lookup')
+FROM vg WHERE b = (SELECT b FROM vg2 WHERE id = 16000);
+RESET enable_seqscan;
+DROP TABLE vg, vg2;

@@ -15,6 +15,7 @@ SELECT l2_distance('[3e38]', '[-3e38]'), inner_product('[3e38,3e38]', '[3e38,3e3
 SELECT cosine_distance('[3e38,3e38]', '[1e38,1e38]') < 1e-6 AS same_direction;
 SELECT cosine_distance('[1e-30,0]', '[2e-30,0]') AS tiny_same_direction;
 SELECT l1_distance('[3e38]', '[-3e38]');
+SELECT l2_distance('[1e-30]', '[2e-30]') AS tiny_l2, '[1e-30,0]'::vector <-> '[0,1e-30]' AS tiny_l2_2;
 -- long vectors take the SIMD path; compare with a plain SQL computation
 WITH v AS (SELECT array_agg(sin(i)::real)::vector AS a, array_agg(cos(i)::real)::vector AS b,
 				  array_agg(sin(i)::real) AS aa, array_agg(cos(i)::real) AS ba

@@ -271,6 +271,7 @@ typedef struct HnswSearchState
 
 /* hnswsearch.c */
 extern HnswVisited *HnswVisitedCreate(int expected);
+extern HnswVisited *HnswVisitedCreateDense(int capacity);
 extern bool HnswVisitedTestAndSet(HnswVisited *v, uint64 id);
 extern void HnswVisitedReset(HnswVisited *v);
 extern void HnswHeapInit(HnswHeap *h, int capacity);
@@ -279,9 +280,11 @@ extern HnswCandidate HnswHeapPopMin(HnswHeap *h);
 extern void HnswHeapPushMax(HnswHeap *h, const HnswCandidate *c);
 extern HnswCandidate HnswHeapPopMax(HnswHeap *h);
 extern void HnswSortCandidates(HnswCandidate *items, int n);
-extern void HnswSearchStateInit(HnswSearchState *s, int ef, bool keep_discarded);
-extern HnswCandidate HnswGreedySearch(HnswGraph *g, HnswCandidate entry,
-									  int from_level, int to_level);
+extern void HnswSearchStateInit(HnswSearchState *s, int ef, bool keep_discarded,
+								HnswVisited *visited);
+extern HnswCandidate HnswGreedySearch(HnswGraph *g, HnswVisited *visited,
+									  HnswCandidate entry, int from_level,
+									  int to_level);
 extern void HnswSearchLayer(HnswGraph *g, HnswSearchState *s,
 							const HnswCandidate *entries, int nentries,
 							int ef, int layer);

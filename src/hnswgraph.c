@@ -34,6 +34,10 @@ layer_cap(int m, int layer)
 	return HNSW_LAYER_SLOTS(m, layer);
 }
 
+/*
+ * Unvisited neighbours are collected first and their vectors prefetched, so
+ * the cache misses of the distance computations overlap (as hnswlib does).
+ */
 static void
 mem_expand(HnswGraph *g, const HnswCandidate *c, int layer,
 		   HnswVisited *visited, HnswEmitFn emit, void *arg)
@@ -42,15 +46,24 @@ mem_expand(HnswGraph *g, const HnswCandidate *c, int layer,
 	HnswMemElement *e = &mg->elements[c->id];
 	const int32 *ids = e->nbrs + layer_start(mg->m, layer);
 	int			n = e->counts[layer];
+	int32		todo[HNSW_MAX_M * 2];
+	int			ntodo = 0;
+	int			lines = (g->dim * sizeof(float) + 63) / 64;
 
 	for (int i = 0; i < n; i++)
 	{
-		HnswMemElement *ne = &mg->elements[ids[i]];
-		HnswCandidate nc;
-
 		if (HnswVisitedTestAndSet(visited, ids[i]))
 			continue;
-		nc.id = ids[i];
+		todo[ntodo++] = ids[i];
+		for (int l = 0; l < lines; l++)
+			__builtin_prefetch((const char *) mg->elements[ids[i]].vec + 64 * l);
+	}
+	for (int i = 0; i < ntodo; i++)
+	{
+		HnswMemElement *ne = &mg->elements[todo[i]];
+		HnswCandidate nc;
+
+		nc.id = todo[i];
 		nc.ref = 0;
 		nc.heaptid = 0;
 		nc.distance = HnswDistanceCompute(&mg->dist, g->query, ne->vec, g->dim);
@@ -75,7 +88,8 @@ HnswMemGraphInit(HnswMemGraph *g, MemoryContext cxt, int dim, int m,
 	g->capacity = 1024;
 	g->elements = palloc(sizeof(HnswMemElement) * g->capacity);
 	g->entry = -1;
-	HnswSearchStateInit(&g->search, ef_construction, false);
+	HnswSearchStateInit(&g->search, ef_construction, false,
+						HnswVisitedCreateDense(1024));
 	MemoryContextSwitchTo(old);
 }
 
@@ -99,6 +113,7 @@ new_element(HnswMemGraph *g, const float *vec, ItemPointer heaptid)
 	e->counts = palloc0(sizeof(int32) * (e->level + 1));
 	e->nbrs = palloc(sizeof(int32) * nslots);
 	e->ndist = palloc(sizeof(float) * nslots);
+	e->accepted = palloc(sizeof(bool) * nslots);
 	return g->count++;
 }
 
@@ -118,51 +133,128 @@ mem_pair_distance(void *arg, int i, int j)
 							   pa->g->elements[pa->cands[j].id].vec, pa->g->dim);
 }
 
-/* Replace e's list in `layer` by the heuristic's choice among cands. */
+/*
+ * Replace e's list in `layer` by the heuristic's choice among cands, kept
+ * sorted by distance with each link's heuristic verdict.
+ */
 static void
 set_neighbors(HnswMemGraph *g, HnswMemElement *e, int layer,
 			  HnswCandidate *cands, int n)
 {
 	int			chosen[HNSW_MAX_M * 2 + 1];
+	int8	   *verdict = palloc0(Max(n, 1));
 	PairArg		pa = {g, cands};
 	int			start = layer_start(g->m, layer);
-	int			k;
+	int			k,
+				naccepted,
+				out = 0;
 
 	HnswSortCandidates(cands, n);
 	k = HnswSelectNeighbors(cands, n, layer_cap(g->m, layer),
-							mem_pair_distance, &pa, chosen);
+							mem_pair_distance, &pa, chosen, &naccepted);
 	for (int i = 0; i < k; i++)
+		verdict[chosen[i]] = i < naccepted ? 2 : 1;
+	for (int i = 0; i < n; i++)
 	{
-		e->nbrs[start + i] = (int32) cands[chosen[i]].id;
-		e->ndist[start + i] = cands[chosen[i]].distance;
+		if (verdict[i] == 0)
+			continue;
+		e->nbrs[start + out] = (int32) cands[i].id;
+		e->ndist[start + out] = cands[i].distance;
+		e->accepted[start + out] = verdict[i] == 2;
+		out++;
 	}
-	e->counts[layer] = k;
+	e->counts[layer] = out;
+	pfree(verdict);
 }
 
-/* Link `from` to new element `to`; a full list is re-pruned. */
+/* Insert a link at its sorted place; the list must have room. */
+static void
+insert_sorted(HnswMemElement *e, int start, int n, int32 id, float d, bool accepted)
+{
+	int			pos = n;
+
+	while (pos > 0 && e->ndist[start + pos - 1] > d)
+	{
+		e->nbrs[start + pos] = e->nbrs[start + pos - 1];
+		e->ndist[start + pos] = e->ndist[start + pos - 1];
+		e->accepted[start + pos] = e->accepted[start + pos - 1];
+		pos--;
+	}
+	e->nbrs[start + pos] = id;
+	e->ndist[start + pos] = d;
+	e->accepted[start + pos] = accepted;
+}
+
+static void
+remove_slot(HnswMemElement *e, int start, int n, int pos)
+{
+	for (int i = pos; i < n - 1; i++)
+	{
+		e->nbrs[start + i] = e->nbrs[start + i + 1];
+		e->ndist[start + i] = e->ndist[start + i + 1];
+		e->accepted[start + i] = e->accepted[start + i + 1];
+	}
+}
+
+/*
+ * Link `from` to new element `to`.  The heuristic is applied
+ * incrementally: the new link is checked against the accepted links
+ * nearer than it, and accepted links farther than it are checked against
+ * the new one only.  A full list then drops its farthest fill link, or its
+ * farthest link if all passed.  That costs at most one distance per slot
+ * instead of re-running Algorithm 4 over the whole list (pgvector caches
+ * the same verdicts for the same reason).
+ */
 static void
 add_backlink(HnswMemGraph *g, int from, int to, float distance, int layer)
 {
 	HnswMemElement *e = &g->elements[from];
+	const float *q = g->elements[to].vec;
 	int			start = layer_start(g->m, layer);
 	int			n = e->counts[layer];
-	HnswCandidate cands[HNSW_MAX_M * 2 + 1];
+	bool		accepted = true;
 
-	if (n < layer_cap(g->m, layer))
+	for (int i = 0; i < n && e->ndist[start + i] <= distance && accepted; i++)
 	{
-		e->nbrs[start + n] = to;
-		e->ndist[start + n] = distance;
-		e->counts[layer]++;
-		return;
+		if (e->accepted[start + i] &&
+			HnswDistanceCompute(&g->dist, q, g->elements[e->nbrs[start + i]].vec,
+								g->dim) < distance)
+			accepted = false;
 	}
-	for (int i = 0; i < n; i++)
+	if (accepted)
 	{
-		cands[i].id = e->nbrs[start + i];
-		cands[i].distance = e->ndist[start + i];
+		for (int i = 0; i < n; i++)
+		{
+			if (e->ndist[start + i] > distance && e->accepted[start + i] &&
+				HnswDistanceCompute(&g->dist, q, g->elements[e->nbrs[start + i]].vec,
+									g->dim) < e->ndist[start + i])
+				e->accepted[start + i] = false;
+		}
 	}
-	cands[n].id = to;
-	cands[n].distance = distance;
-	set_neighbors(g, e, layer, cands, n + 1);
+	if (n == layer_cap(g->m, layer))
+	{
+		int			drop = n - 1;
+
+		for (int i = n - 1; i >= 0; i--)
+		{
+			if (!e->accepted[start + i])
+			{
+				drop = i;
+				break;
+			}
+		}
+		if (accepted || e->ndist[start + drop] > distance || e->accepted[start + drop])
+		{
+			if (!accepted && e->ndist[start + drop] <= distance)
+				return;			/* the new link would be the one dropped */
+			remove_slot(e, start, n, drop);
+			n--;
+		}
+		else
+			return;
+	}
+	insert_sorted(e, start, n, to, distance, accepted);
+	e->counts[layer] = n + 1;
 }
 
 static HnswCandidate
@@ -214,7 +306,7 @@ HnswMemGraphInsert(HnswMemGraph *g, const float *vec, ItemPointer heaptid)
 	entry_level = g->elements[g->entry].level;
 	ep = mem_candidate(g, e->vec, g->entry);
 	if (entry_level > e->level)
-		ep = HnswGreedySearch(&view.base, ep, entry_level, e->level);
+		ep = HnswGreedySearch(&view.base, g->search.visited, ep, entry_level, e->level);
 	entries = palloc(sizeof(HnswCandidate) * (g->ef_construction + 1));
 	entries[0] = ep;
 
@@ -298,7 +390,6 @@ HnswMemGraphEnsureReachable(HnswMemGraph *g)
 			HnswMemElement *ue = &g->elements[u];
 			int			from = g->entry;
 			HnswMemElement *fe;
-			int			slot;
 			float		d;
 
 			if (reached[u])
@@ -313,19 +404,10 @@ HnswMemGraphEnsureReachable(HnswMemGraph *g)
 			}
 			fe = &g->elements[from];
 			d = HnswDistanceCompute(&g->dist, fe->vec, ue->vec, g->dim);
-			if (fe->counts[0] < layer_cap(g->m, 0))
-				slot = fe->counts[0]++;
-			else
-			{
-				slot = 0;
-				for (int i = 1; i < fe->counts[0]; i++)
-				{
-					if (fe->ndist[i] > fe->ndist[slot])
-						slot = i;
-				}
-			}
-			fe->nbrs[slot] = u;
-			fe->ndist[slot] = d;
+			if (fe->counts[0] == layer_cap(g->m, 0))
+				fe->counts[0]--;	/* drop the farthest link */
+			insert_sorted(fe, 0, fe->counts[0], u, d, true);
+			fe->counts[0]++;
 			added++;
 			mark_reachable(g, u, reached, queue);
 		}

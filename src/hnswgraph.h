@@ -14,7 +14,8 @@ typedef struct HnswMemElement
 	float	   *vec;
 	int32	   *counts;			/* neighbours used, per layer */
 	int32	   *nbrs;			/* HNSW_NEIGHBOR_SLOTS(m, level) indexes */
-	float	   *ndist;			/* distance to each neighbour */
+	float	   *ndist;			/* distance to each neighbour, ascending */
+	bool	   *accepted;		/* passed the heuristic (else a fill link) */
 } HnswMemElement;
 
 typedef struct HnswMemGraph
@@ -49,6 +50,7 @@ extern void HnswMemGraphWrite(HnswMemGraph *g, HnswLayout *layout, Relation inde
 /* hnswutils.c: Algorithm 4, shared by the build and on-disk inserts */
 typedef float (*HnswPairDistanceFn) (void *arg, int i, int j);
 extern int	HnswSelectNeighbors(const HnswCandidate *sorted, int n, int max,
-								HnswPairDistanceFn pair, void *arg, int *chosen);
+								HnswPairDistanceFn pair, void *arg, int *chosen,
+								int *naccepted);
 
 #endif							/* AGENTMEM_HNSWGRAPH_H */

@@ -107,7 +107,7 @@ select_on_disk(Relation index, int dim, const HnswDistance *dist,
 {
 	LazyVectors lv = {index, dim, dist, cands, palloc0(sizeof(float *) * Max(n, 1))};
 
-	return HnswSelectNeighbors(cands, n, max, lazy_pair_distance, &lv, chosen);
+	return HnswSelectNeighbors(cands, n, max, lazy_pair_distance, &lv, chosen, NULL);
 }
 
 /* ---------- placing the new element ---------- */
@@ -384,7 +384,7 @@ find_neighbors(Relation index, HnswMetaPageData *meta, const float *value,
 				 errmsg("hnsw index \"%s\" has an invalid entry point",
 						RelationGetRelationName(index))));
 	if (meta->entry_level > level)
-		ep = HnswGreedySearch(&dg.base, ep, meta->entry_level, level);
+		ep = HnswGreedySearch(&dg.base, HnswVisitedCreate(256), ep, meta->entry_level, level);
 	entries = palloc(sizeof(HnswCandidate) * (efc + 1));
 	entries[0] = ep;
 
@@ -393,7 +393,7 @@ find_neighbors(Relation index, HnswMetaPageData *meta, const float *value,
 		int			chosen[HNSW_MAX_M * 2];
 		int			k;
 
-		HnswSearchStateInit(&s, efc, false);
+		HnswSearchStateInit(&s, efc, false, NULL);
 		HnswSearchLayer(&dg.base, &s, entries, nentries, efc, layer);
 		if (s.results.count == 0)
 			continue;			/* only deleted nodes seen: keep the entries */

@@ -110,9 +110,9 @@ start_scan(IndexScanDesc scan)
 	if (!HnswLoadCandidate(index, &entry, &so->graph.base, &ep))
 		return false;
 	if (meta.entry_level > 0)
-		ep = HnswGreedySearch(&so->graph.base, ep, meta.entry_level, 0);
+		ep = HnswGreedySearch(&so->graph.base, HnswVisitedCreate(256), ep, meta.entry_level, 0);
 	HnswSearchStateInit(&so->search, hnsw_ef_search,
-						hnsw_iterative_scan != HNSW_ITERATIVE_OFF);
+						hnsw_iterative_scan != HNSW_ITERATIVE_OFF, NULL);
 	HnswSearchLayer(&so->graph.base, &so->search, &ep, 1, hnsw_ef_search, 0);
 	take_batch(so);
 	return true;

@@ -18,6 +18,7 @@
 #include <math.h>
 
 #include "common/pg_prng.h"
+#include "utils/memutils.h"
 
 #include "hnsw.h"
 
@@ -52,18 +53,49 @@ mix64(uint64 k)
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+/*
+ * Two representations: a hash of packed TIDs for the on-disk graph, and
+ * for the in-memory build graph (dense element numbers) an array of epoch
+ * stamps, where a reset is one increment instead of clearing a table.
+ */
 struct HnswVisited
 {
-	visitedhash_hash *hash;
+	visitedhash_hash *hash;		/* NULL when dense */
+	uint32	   *stamps;
+	uint32		nstamps;
+	uint32		epoch;
 };
 
 HnswVisited *
 HnswVisitedCreate(int expected)
 {
-	HnswVisited *v = palloc(sizeof(HnswVisited));
+	HnswVisited *v = palloc0(sizeof(HnswVisited));
 
 	v->hash = visitedhash_create(CurrentMemoryContext, Max(expected, 64), NULL);
 	return v;
+}
+
+HnswVisited *
+HnswVisitedCreateDense(int capacity)
+{
+	HnswVisited *v = palloc0(sizeof(HnswVisited));
+
+	v->nstamps = Max(capacity, 1024);
+	v->stamps = palloc0(sizeof(uint32) * v->nstamps);
+	v->epoch = 1;
+	return v;
+}
+
+static pg_noinline void
+visited_grow(HnswVisited *v, uint64 id)
+{
+	uint32		n = v->nstamps;
+
+	while (n <= id)
+		n *= 2;
+	v->stamps = repalloc_huge(v->stamps, sizeof(uint32) * n);
+	memset(v->stamps + v->nstamps, 0, sizeof(uint32) * (n - v->nstamps));
+	v->nstamps = n;
 }
 
 /* Returns true if id had been visited already; marks it visited. */
@@ -72,6 +104,14 @@ HnswVisitedTestAndSet(HnswVisited *v, uint64 id)
 {
 	bool		found;
 
+	if (v->hash == NULL)
+	{
+		if (id >= v->nstamps)
+			visited_grow(v, id);
+		found = v->stamps[id] == v->epoch;
+		v->stamps[id] = v->epoch;
+		return found;
+	}
 	visitedhash_insert(v->hash, id, &found);
 	return found;
 }
@@ -79,6 +119,15 @@ HnswVisitedTestAndSet(HnswVisited *v, uint64 id)
 void
 HnswVisitedReset(HnswVisited *v)
 {
+	if (v->hash == NULL)
+	{
+		if (++v->epoch == 0)
+		{
+			memset(v->stamps, 0, sizeof(uint32) * v->nstamps);
+			v->epoch = 1;
+		}
+		return;
+	}
 	visitedhash_reset(v->hash);
 }
 
@@ -216,9 +265,10 @@ HnswRandomLevel(int m)
 /* ---------- searches ---------- */
 
 void
-HnswSearchStateInit(HnswSearchState *s, int ef, bool keep_discarded)
+HnswSearchStateInit(HnswSearchState *s, int ef, bool keep_discarded,
+					HnswVisited *visited)
 {
-	s->visited = HnswVisitedCreate(ef * 32);
+	s->visited = visited ? visited : HnswVisitedCreate(ef * 32);
 	HnswHeapInit(&s->frontier, ef * 2);
 	HnswHeapInit(&s->results, ef + 1);
 	HnswHeapInit(&s->discarded, keep_discarded ? ef : 16);
@@ -246,14 +296,16 @@ greedy_emit(void *arg, const HnswCandidate *c)
 /*
  * Descend from from_level down to (but not into) to_level, moving to the
  * nearest neighbour while that gets closer: SEARCH-LAYER with ef = 1.
+ * `visited` is scratch space, reset here.
  */
 HnswCandidate
-HnswGreedySearch(HnswGraph *g, HnswCandidate entry, int from_level, int to_level)
+HnswGreedySearch(HnswGraph *g, HnswVisited *visited, HnswCandidate entry,
+				 int from_level, int to_level)
 {
-	HnswVisited *visited = HnswVisitedCreate(256);
 	GreedyArg	arg;
 
 	arg.best = entry;
+	HnswVisitedReset(visited);
 	for (int layer = from_level; layer > to_level; layer--)
 	{
 		do

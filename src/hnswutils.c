@@ -318,18 +318,24 @@ HnswLoadCandidate(Relation index, ItemPointer tid, const HnswGraph *g,
 }
 
 /*
- * The neighbour selection heuristic (paper, Algorithm 4, without keeping
- * pruned connections): walk the candidates nearest first and keep one only
- * if it is closer to the base element than to every candidate kept so far.
- * This keeps links pointing in different directions, which is what lets
- * the graph cross between clusters.  `pair(arg, i, j)` is the distance
- * between candidates i and j.  Returns how many were chosen.
+ * The neighbour selection heuristic (paper, Algorithm 4): walk the
+ * candidates nearest first and keep one if it is closer to the base element
+ * than to every candidate kept so far, which spreads links in different
+ * directions so the graph can cross between clusters.  Slots still free
+ * are then filled with the nearest rejected candidates (the paper's
+ * keepPrunedConnections, as pgvector does): a fuller list costs a little
+ * per hop and buys recall at a given ef.  `pair(arg, i, j)` is the distance
+ * between candidates i and j.  Returns how many were chosen; the first
+ * *naccepted of chosen[] passed the heuristic, the rest are the fill.
  */
 int
 HnswSelectNeighbors(const HnswCandidate *sorted, int n, int max,
-					HnswPairDistanceFn pair, void *arg, int *chosen)
+					HnswPairDistanceFn pair, void *arg, int *chosen,
+					int *naccepted)
 {
 	int			nchosen = 0;
+	int		   *rejected = palloc(sizeof(int) * Max(n, 1));
+	int			nrejected = 0;
 
 	for (int i = 0; i < n && nchosen < max; i++)
 	{
@@ -342,6 +348,13 @@ HnswSelectNeighbors(const HnswCandidate *sorted, int n, int max,
 		}
 		if (keep)
 			chosen[nchosen++] = i;
+		else
+			rejected[nrejected++] = i;
 	}
+	if (naccepted)
+		*naccepted = nchosen;
+	for (int i = 0; i < nrejected && nchosen < max; i++)
+		chosen[nchosen++] = rejected[i];
+	pfree(rejected);
 	return nchosen;
 }

@@ -277,7 +277,7 @@ repair_layer(VacuumState *vs, ItemPointer tid, float *base, ItemPointer ntid,
 			svecs[i] = vecs[sorted[i].ref];
 		rv.cands = sorted;
 		rv.vecs = svecs;
-		k = HnswSelectNeighbors(sorted, ncand, cap, repair_pair_distance, &rv, chosen);
+		k = HnswSelectNeighbors(sorted, ncand, cap, repair_pair_distance, &rv, chosen, NULL);
 		{
 			Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM,
 												 ItemPointerGetBlockNumber(ntid), RBM_NORMAL, vs->bas);

@@ -248,9 +248,17 @@ vector_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	int16		dim = pq_getmsgint(buf, sizeof(int16));
-	int16		unused = pq_getmsgint(buf, sizeof(int16));
+	int16		dim;
+	int16		unused;
 	Vector	   *result;
+
+	if (buf->len - buf->cursor < 2 * (int) sizeof(int16))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid binary vector: %d bytes, shorter than its header",
+						buf->len - buf->cursor)));
+	dim = pq_getmsgint(buf, sizeof(int16));
+	unused = pq_getmsgint(buf, sizeof(int16));
 
 	CheckVectorDim(dim);
 	CheckVectorTypmod(typmod, dim);

@@ -83,12 +83,13 @@ l1_double(const Vector *a, const Vector *b)
 	return sum;
 }
 
+/* A zero from the float kernel may be an underflow of tiny differences. */
 static double
 l2_squared(const Vector *a, const Vector *b)
 {
 	float		r = distance_kernels.l2_squared(a->x, b->x, a->dim);
 
-	return isinf(r) ? l2_squared_double(a, b) : r;
+	return (isinf(r) || r == 0) ? l2_squared_double(a, b) : r;
 }
 
 /*

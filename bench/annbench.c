@@ -1,0 +1,479 @@
+/*
+ * annbench.c
+ *		Approximate nearest-neighbour benchmark over a PostgreSQL connection.
+ *
+ * Loads the first N base vectors into a table (binary-free text COPY),
+ * builds an hnsw index and times it, then for each ef_search runs every
+ * query once to warm the cache and once timed, with a prepared statement,
+ * one client, and reports recall@10 against the exact ground truth, QPS,
+ * p50 and p99 latency.  Optionally measures single-row inserts and VACUUM
+ * after deleting 10% of the rows (with recall afterwards against the
+ * ground truth minus the deleted rows).  Connection settings come from the
+ * usual PG* environment variables.
+ *
+ *	annbench --base F --queries F --gt F -n N --metric cosine|l2|ip
+ *			 [--m 16] [--efc 64] [--ef 10,20,...] [--workers W]
+ *			 [--table items] [--reuse] [--inserts N] [--vacuum]
+ *			 [--json out.json] [--label text]
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "libpq-fe.h"
+
+#include "fvec.h"
+
+#define K 10
+#define MAX_EF 32
+
+typedef struct Options
+{
+	const char *base, *queries, *gt, *metric, *table, *json, *label;
+	int			n, m, efc, workers, inserts;
+	int			efs[MAX_EF], nef;
+	bool		reuse, vacuum;
+} Options;
+
+typedef struct Result
+{
+	int			ef;
+	double		recall, qps, p50, p99, mean;
+} Result;
+
+static PGconn *conn;
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static PGresult *
+run(const char *sql)
+{
+	PGresult   *r = PQexec(conn, sql);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+	{
+		fprintf(stderr, "annbench: %s\n  in: %s\n", PQerrorMessage(conn), sql);
+		exit(1);
+	}
+	return r;
+}
+
+static void
+exec(const char *fmt, ...)
+{
+	char		sql[4096];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	PQclear(run(sql));
+}
+
+static char *
+vector_text(const float *v, int dim)
+{
+	char	   *s = malloc(dim * 16 + 3);
+	char	   *p = s;
+
+	*p++ = '[';
+	for (int i = 0; i < dim; i++)
+		p += sprintf(p, i ? ",%.9g" : "%.9g", v[i]);
+	*p++ = ']';
+	*p = '\0';
+	return s;
+}
+
+static const char *
+opclass(const char *metric)
+{
+	if (strcmp(metric, "l2") == 0)
+		return "vector_l2_ops";
+	if (strcmp(metric, "ip") == 0)
+		return "vector_ip_ops";
+	return "vector_cosine_ops";
+}
+
+static const char *
+op(const char *metric)
+{
+	if (strcmp(metric, "l2") == 0)
+		return "<->";
+	if (strcmp(metric, "ip") == 0)
+		return "<#>";
+	return "<=>";
+}
+
+static void
+load(const Options *o, const float *base, int dim)
+{
+	double		t0;
+
+	exec("DROP TABLE IF EXISTS %s", o->table);
+	exec("CREATE TABLE %s (id bigint PRIMARY KEY, embedding vector(%d))", o->table, dim);
+	PQclear(run("BEGIN"));
+	{
+		char		sql[256];
+		PGresult   *r;
+
+		snprintf(sql, sizeof(sql), "COPY %s (id, embedding) FROM STDIN", o->table);
+		r = PQexec(conn, sql);
+		if (PQresultStatus(r) != PGRES_COPY_IN)
+		{
+			fprintf(stderr, "annbench: COPY failed: %s", PQerrorMessage(conn));
+			exit(1);
+		}
+		PQclear(r);
+	}
+	for (int i = 0; i < o->n; i++)
+	{
+		char	   *v = vector_text(base + (size_t) i * dim, dim);
+		char	   *line = malloc(strlen(v) + 32);
+		int			len = sprintf(line, "%d\t%s\n", i, v);
+
+		if (PQputCopyData(conn, line, len) != 1)
+		{
+			fprintf(stderr, "annbench: COPY data: %s", PQerrorMessage(conn));
+			exit(1);
+		}
+		free(v);
+		free(line);
+	}
+	PQputCopyEnd(conn, NULL);
+	PQclear(PQgetResult(conn));
+	PQclear(run("COMMIT"));
+	exec("VACUUM ANALYZE %s", o->table);
+	fprintf(stderr, "loaded %d rows\n", o->n);
+
+	exec("SET max_parallel_maintenance_workers = %d", o->workers);
+	t0 = now_ms();
+	exec("CREATE INDEX %s_hnsw ON %s USING hnsw (embedding %s) WITH (m = %d, ef_construction = %d)",
+		 o->table, o->table, opclass(o->metric), o->m, o->efc);
+	printf("build: %.1f s (m=%d, ef_construction=%d, workers=%d)\n",
+		   (now_ms() - t0) / 1000, o->m, o->efc, o->workers);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Recall@10 of one result list against the first 10 live ground-truth ids. */
+static double
+recall_of(PGresult *r, const int32_t *gt, int gtk, const bool *gone)
+{
+	int			truth[K],
+				nt = 0,
+				hits = 0;
+
+	for (int i = 0; i < gtk && nt < K; i++)
+	{
+		if (!gone || !gone[gt[i]])
+			truth[nt++] = gt[i];
+	}
+	for (int i = 0; i < PQntuples(r); i++)
+	{
+		int			id = atoi(PQgetvalue(r, i, 0));
+
+		for (int j = 0; j < nt; j++)
+		{
+			if (truth[j] == id)
+			{
+				hits++;
+				break;
+			}
+		}
+	}
+	return nt ? (double) hits / nt : 1.0;
+}
+
+static Result
+measure(int ef, char **qtext, int nq, const int32_t *gt,
+		int gtk, const bool *gone)
+{
+	Result		res = {.ef = ef};
+	double	   *lat = malloc(sizeof(double) * nq);
+	double		total = 0,
+				recall = 0;
+
+	exec("SET hnsw.ef_search = %d", ef);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int q = 0; q < nq; q++)
+		{
+			const char *params[1] = {qtext[q]};
+			double		t0 = now_ms();
+			PGresult   *r = PQexecPrepared(conn, "knn", 1, params, NULL, NULL, 0);
+
+			if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			{
+				fprintf(stderr, "annbench: query: %s", PQerrorMessage(conn));
+				exit(1);
+			}
+			if (pass == 1)
+			{
+				lat[q] = now_ms() - t0;
+				total += lat[q];
+				recall += recall_of(r, gt + (size_t) q * gtk, gtk, gone);
+			}
+			PQclear(r);
+		}
+	}
+	qsort(lat, nq, sizeof(double), cmp_double);
+	res.recall = recall / nq;
+	res.qps = nq / (total / 1000);
+	res.mean = total / nq;
+	res.p50 = lat[nq / 2];
+	res.p99 = lat[(int) ceil(nq * 0.99) - 1];
+	free(lat);
+	return res;
+}
+
+static void
+prepare(const Options *o)
+{
+	char		sql[512];
+	PGresult   *r;
+
+	snprintf(sql, sizeof(sql), "SELECT id FROM %s ORDER BY embedding %s $1 LIMIT %d",
+			 o->table, op(o->metric), K);
+	r = PQprepare(conn, "knn", sql, 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+	{
+		fprintf(stderr, "annbench: prepare: %s", PQerrorMessage(conn));
+		exit(1);
+	}
+	PQclear(r);
+}
+
+static void
+parse_efs(Options *o, const char *s)
+{
+	char	   *copy = strdup(s);
+
+	o->nef = 0;
+	for (char *tok = strtok(copy, ","); tok && o->nef < MAX_EF; tok = strtok(NULL, ","))
+		o->efs[o->nef++] = atoi(tok);
+	free(copy);
+}
+
+static double
+insert_rate(const Options *o, const float *vecs, int dim, int count)
+{
+	double		t0 = now_ms();
+
+	for (int i = 0; i < count; i++)
+	{
+		char	   *v = vector_text(vecs + (size_t) i * dim, dim);
+		char		id[32];
+		const char *params[2] = {id, v};
+		PGresult   *r;
+		char		sql[256];
+
+		snprintf(id, sizeof(id), "%d", 100000000 + i);
+		snprintf(sql, sizeof(sql), "INSERT INTO %s (id, embedding) VALUES ($1, $2)", o->table);
+		r = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		{
+			fprintf(stderr, "annbench: insert: %s", PQerrorMessage(conn));
+			exit(1);
+		}
+		PQclear(r);
+		free(v);
+	}
+	return count / ((now_ms() - t0) / 1000);
+}
+
+static double
+index_mb(const Options *o)
+{
+	char		sql[256];
+	PGresult   *r;
+	double		mb;
+
+	snprintf(sql, sizeof(sql), "SELECT pg_relation_size('%s_hnsw') / 1048576.0", o->table);
+	r = run(sql);
+	mb = atof(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return mb;
+}
+
+static void
+print_results(const char *title, Result *res, int n)
+{
+	printf("%s\n| ef_search | recall@10 | QPS | p50 ms | p99 ms |\n|---|---|---|---|---|\n", title);
+	for (int i = 0; i < n; i++)
+		printf("| %d | %.3f | %.0f | %.2f | %.2f |\n", res[i].ef, res[i].recall,
+			   res[i].qps, res[i].p50, res[i].p99);
+	fflush(stdout);
+}
+
+static void
+write_json(const Options *o, Result *res, int n, double build_s, double mb,
+		   double ins, double vac_s, Result *after, int nafter)
+{
+	FILE	   *f = fopen(o->json, "w");
+
+	if (!f)
+	{
+		perror(o->json);
+		exit(1);
+	}
+	fprintf(f, "{\"label\": \"%s\", \"n\": %d, \"metric\": \"%s\", \"m\": %d, "
+			"\"ef_construction\": %d, \"workers\": %d, \"build_s\": %.2f, "
+			"\"index_mb\": %.1f, \"insert_rows_per_s\": %.1f, \"vacuum_s\": %.2f,\n \"search\": [",
+			o->label ? o->label : "", o->n, o->metric, o->m, o->efc, o->workers,
+			build_s, mb, ins, vac_s);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s\n  {\"ef_search\": %d, \"recall\": %.4f, \"qps\": %.1f, "
+				"\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"mean_ms\": %.3f}",
+				i ? "," : "", res[i].ef, res[i].recall, res[i].qps, res[i].p50,
+				res[i].p99, res[i].mean);
+	fprintf(f, "],\n \"after_vacuum\": [");
+	for (int i = 0; i < nafter; i++)
+		fprintf(f, "%s\n  {\"ef_search\": %d, \"recall\": %.4f, \"qps\": %.1f}",
+				i ? "," : "", after[i].ef, after[i].recall, after[i].qps);
+	fprintf(f, "]}\n");
+	fclose(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	Options		o = {.metric = "cosine", .table = "items", .n = 100000, .m = 16,
+	.efc = 64, .workers = 0};
+	static struct option longopts[] = {
+		{"base", 1, 0, 'b'}, {"queries", 1, 0, 'q'}, {"gt", 1, 0, 'g'},
+		{"n", 1, 0, 'n'}, {"metric", 1, 0, 'M'}, {"m", 1, 0, 'm'},
+		{"efc", 1, 0, 'c'}, {"ef", 1, 0, 'e'}, {"workers", 1, 0, 'w'},
+		{"table", 1, 0, 't'}, {"reuse", 0, 0, 'r'}, {"inserts", 1, 0, 'i'},
+		{"vacuum", 0, 0, 'v'}, {"json", 1, 0, 'j'}, {"label", 1, 0, 'l'},
+		{0, 0, 0, 0}
+	};
+	int			c;
+	uint32_t	nb,
+				dim,
+				nq,
+				qdim,
+				gtq,
+				gtk;
+	float	   *base,
+			   *queries;
+	int32_t    *gt;
+	char	  **qtext;
+	Result		res[MAX_EF],
+				after[MAX_EF];
+	double		build_s = 0,
+				ins = 0,
+				vac_s = 0,
+				t0;
+	int			nafter = 0;
+
+	parse_efs(&o, "10,20,40,80,160,320");
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'b': o.base = optarg; break;
+			case 'q': o.queries = optarg; break;
+			case 'g': o.gt = optarg; break;
+			case 'n': o.n = atoi(optarg); break;
+			case 'M': o.metric = optarg; break;
+			case 'm': o.m = atoi(optarg); break;
+			case 'c': o.efc = atoi(optarg); break;
+			case 'e': parse_efs(&o, optarg); break;
+			case 'w': o.workers = atoi(optarg); break;
+			case 't': o.table = optarg; break;
+			case 'r': o.reuse = true; break;
+			case 'i': o.inserts = atoi(optarg); break;
+			case 'v': o.vacuum = true; break;
+			case 'j': o.json = optarg; break;
+			case 'l': o.label = optarg; break;
+			default:
+				fprintf(stderr, "usage: see the comment at the top of annbench.c\n");
+				return 2;
+		}
+	}
+	if (!o.base || !o.queries || !o.gt)
+	{
+		fprintf(stderr, "annbench: --base, --queries and --gt are required\n");
+		return 2;
+	}
+	base = fvec_read(o.base, o.n, &nb, &dim);
+	queries = fvec_read(o.queries, 0, &nq, &qdim);
+	gt = gt_read(o.gt, &gtq, &gtk);
+	if ((int) nb < o.n || qdim != dim || gtq != nq)
+	{
+		fprintf(stderr, "annbench: inconsistent inputs\n");
+		return 1;
+	}
+	conn = PQconnectdb("");
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		fprintf(stderr, "annbench: %s", PQerrorMessage(conn));
+		return 1;
+	}
+	PQclear(run("SET client_min_messages = warning"));
+	if (!o.reuse)
+	{
+		t0 = now_ms();
+		load(&o, base, dim);
+		build_s = (now_ms() - t0) / 1000;
+		{
+			PGresult   *r = run("SELECT 1");	/* build time printed by load() */
+
+			PQclear(r);
+		}
+	}
+	qtext = malloc(sizeof(char *) * nq);
+	for (uint32_t i = 0; i < nq; i++)
+		qtext[i] = vector_text(queries + (size_t) i * dim, dim);
+	prepare(&o);
+	printf("index size: %.1f MB\n", index_mb(&o));
+	for (int i = 0; i < o.nef; i++)
+	{
+		res[i] = measure(o.efs[i], qtext, nq, gt, gtk, NULL);
+		fprintf(stderr, "ef_search %d: recall %.3f, %.0f QPS\n", res[i].ef,
+				res[i].recall, res[i].qps);
+	}
+	print_results("search (1 client, prepared, warm cache)", res, o.nef);
+
+	if (o.inserts > 0)
+	{
+		ins = insert_rate(&o, queries, dim, (o.inserts < (int) nq ? o.inserts : (int) nq));
+		printf("single-row inserts: %.0f rows/s\n", ins);
+		exec("DELETE FROM %s WHERE id >= 100000000", o.table);
+	}
+	if (o.vacuum)
+	{
+		bool	   *gone = calloc(o.n, sizeof(bool));
+
+		for (int i = 0; i < o.n; i += 10)
+			gone[i] = true;
+		exec("DELETE FROM %s WHERE id %% 10 = 0", o.table);
+		t0 = now_ms();
+		exec("VACUUM %s", o.table);
+		vac_s = (now_ms() - t0) / 1000;
+		printf("VACUUM after deleting 10%%: %.1f s\n", vac_s);
+		for (int i = 0; i < o.nef; i++)
+			after[nafter++] = measure(o.efs[i], qtext, nq, gt, gtk, gone);
+		print_results("search after VACUUM (recall against the remaining rows)", after, nafter);
+	}
+	if (o.json)
+		write_json(&o, res, o.nef, build_s, index_mb(&o), ins, vac_s, after, nafter);
+	PQfinish(conn);
+	return 0;
+}

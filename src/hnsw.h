@@ -63,7 +63,8 @@
 
 /* progress phases for pg_stat_progress_create_index */
 #define HNSW_PHASE_LOAD			2
-#define HNSW_PHASE_WRITE		3
+#define HNSW_PHASE_GRAPH		3
+#define HNSW_PHASE_WRITE		4
 
 typedef enum HnswIterativeScan
 {

@@ -294,6 +294,8 @@ extern int	HnswRandomLevel(int m);
 
 /* hnswutils.c */
 extern void HnswInitDistance(Relation index, HnswDistance *d);
+extern void HnswGetDistance(Relation index, HnswDistance *d);
+extern Buffer HnswReadBuffer(Relation index, BlockNumber blkno);
 extern bool HnswPrepareValue(const HnswDistance *d, Vector *v, float *out);
 extern void HnswInitPage(Page page);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);

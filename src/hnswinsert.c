@@ -486,7 +486,7 @@ hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("expected %u dimensions, not %d", meta.dimensions, v->dim)));
-	HnswInitDistance(index, &dist);
+	HnswGetDistance(index, &dist);
 	value = palloc(sizeof(float) * v->dim);
 	if (HnswPrepareValue(&dist, v, value))
 		HnswInsertOnDisk(index, value, heap_tid, &dist, false);

@@ -43,7 +43,7 @@ hnswbeginscan(Relation index, int nkeys, int norderbys)
 
 	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw scan",
 									ALLOCSET_DEFAULT_SIZES);
-	HnswInitDistance(index, &so->dist);
+	HnswGetDistance(index, &so->dist);
 	scan->opaque = so;
 	return scan;
 }
@@ -109,10 +109,14 @@ start_scan(IndexScanDesc scan)
 	ItemPointerSet(&entry, meta.entry_blkno, meta.entry_offno);
 	if (!HnswLoadCandidate(index, &entry, &so->graph.base, &ep))
 		return false;
-	if (meta.entry_level > 0)
-		ep = HnswGreedySearch(&so->graph.base, HnswVisitedCreate(256), ep, meta.entry_level, 0);
 	HnswSearchStateInit(&so->search, hnsw_ef_search,
 						hnsw_iterative_scan != HNSW_ITERATIVE_OFF, NULL);
+	if (meta.entry_level > 0)
+	{
+		ep = HnswGreedySearch(&so->graph.base, so->search.visited, ep,
+							  meta.entry_level, 0);
+		HnswVisitedReset(so->search.visited);
+	}
 	HnswSearchLayer(&so->graph.base, &so->search, &ep, 1, hnsw_ef_search, 0);
 	take_batch(so);
 	return true;

@@ -183,51 +183,71 @@ build_tuples(int dim, int m, int level, const float *value, ItemPointer heaptid,
 	}
 }
 
+/* Register a page for change, initialising it if it was just added. */
+static Page
+register_page(GenericXLogState *state, Buffer buf, bool fresh)
+{
+	Page		page = GenericXLogRegisterBuffer(state, buf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
+
+	if (fresh)
+		HnswInitPage(page);
+	return page;
+}
+
 /*
  * Write the element and its neighbour tuple in one WAL record, with the
- * metapage when the last page or the entry point changes.
+ * metapage when the last page or the entry point changes.  The two tuples
+ * share a page when they fit on one; a large vector (over ~1,900
+ * dimensions) gets a fresh page of its own.
  */
 static void
 place_element(Relation index, HnswElementTuple et, Size esize,
 			  HnswNeighborTuple nt, Size nsize, bool new_entry,
 			  ItemPointer result)
 {
+	Size		empty = BLCKSZ - SizeOfPageHeaderData -
+		MAXALIGN(sizeof(HnswPageOpaqueData)) - sizeof(ItemIdData);
+	Size		pair = MAXALIGN(esize) + MAXALIGN(nsize) + sizeof(ItemIdData);
+	bool		together = pair <= empty;
 	Buffer		metabuf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	Buffer		buf;
+	Buffer		nbuf,
+				ebuf;
 	bool		extended;
 	GenericXLogState *state;
-	Page		page;
+	Page		npage,
+				epage;
 	HnswMetaPage meta;
 	OffsetNumber noff,
 				eoff;
 
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-	buf = find_insert_page(index, metabuf, MAXALIGN(esize) + MAXALIGN(nsize) +
-						   sizeof(ItemIdData), &extended);
+	nbuf = find_insert_page(index, metabuf, together ? pair : MAXALIGN(nsize), &extended);
+	ebuf = together ? nbuf : HnswNewBuffer(index, MAIN_FORKNUM);
 	state = GenericXLogStart(index);
-	page = GenericXLogRegisterBuffer(state, buf, extended ? GENERIC_XLOG_FULL_IMAGE : 0);
-	if (extended)
-		HnswInitPage(page);
+	npage = register_page(state, nbuf, extended);
+	epage = together ? npage : register_page(state, ebuf, true);
 	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
 
-	noff = PageAddItem(page, (Item) nt, nsize, InvalidOffsetNumber, false, false);
-	ItemPointerSet(&et->neighbortid, BufferGetBlockNumber(buf), noff);
-	eoff = PageAddItem(page, (Item) et, esize, InvalidOffsetNumber, false, false);
+	noff = PageAddItem(npage, (Item) nt, nsize, InvalidOffsetNumber, false, false);
+	ItemPointerSet(&et->neighbortid, BufferGetBlockNumber(nbuf), noff);
+	eoff = PageAddItem(epage, (Item) et, esize, InvalidOffsetNumber, false, false);
 	if (noff == InvalidOffsetNumber || eoff == InvalidOffsetNumber)
 		elog(ERROR, "hnsw: failed to add element to page %u of index \"%s\"",
-			 BufferGetBlockNumber(buf), RelationGetRelationName(index));
-	ItemPointerSet(result, BufferGetBlockNumber(buf), eoff);
+			 BufferGetBlockNumber(ebuf), RelationGetRelationName(index));
+	ItemPointerSet(result, BufferGetBlockNumber(ebuf), eoff);
 
 	if (extended)
-		meta->insert_blkno = BufferGetBlockNumber(buf);
+		meta->insert_blkno = BufferGetBlockNumber(nbuf);
 	if (new_entry)
 	{
-		meta->entry_blkno = BufferGetBlockNumber(buf);
+		meta->entry_blkno = BufferGetBlockNumber(ebuf);
 		meta->entry_offno = eoff;
 		meta->entry_level = et->level;
 	}
 	GenericXLogFinish(state);
-	UnlockReleaseBuffer(buf);
+	if (!together)
+		UnlockReleaseBuffer(ebuf);
+	UnlockReleaseBuffer(nbuf);
 	UnlockReleaseBuffer(metabuf);
 }
 

@@ -330,9 +330,10 @@ remove_slot(const HnswMemGraph *g, HnswMemElement *e, int start, int n, int pos)
  * the new one only.  A full list then drops its farthest fill link, or its
  * farthest link if all passed.  That costs at most one distance per slot
  * instead of re-running Algorithm 4 over the whole list (pgvector caches
- * the same verdicts for the same reason).
+ * the same verdicts for the same reason).  Returns the element pushed out
+ * of the list by the new link, or -1.
  */
-static void
+static int
 add_backlink(HnswMemGraph *g, int from, int to, float distance, int layer)
 {
 	HnswMemElement *e = elem(g, from);
@@ -344,6 +345,7 @@ add_backlink(HnswMemGraph *g, int from, int to, float distance, int layer)
 	bool	   *acc;
 	int			n;
 	bool		accepted = true;
+	int			dropped = -1;
 
 	elem_lock(g, e, LW_EXCLUSIVE);
 	counts = elem_counts(g, e);
@@ -382,13 +384,64 @@ add_backlink(HnswMemGraph *g, int from, int to, float distance, int layer)
 		if (!accepted && (acc[drop] || ndist[drop] <= distance))
 		{
 			elem_unlock(g, e);
-			return;
+			return -1;
 		}
+		dropped = nbrs[drop];
 		remove_slot(g, e, start, n, drop);
 		n--;
 	}
 	insert_sorted(g, e, start, n, to, distance, accepted);
 	counts[layer] = n + 1;
+	elem_unlock(g, e);
+	return dropped;
+}
+
+/*
+ * Link new element q to the elements its back-links pushed out of other
+ * lists (see adopt_displaced in hnswinsert.c for why), replacing q's
+ * farthest links if need be.
+ */
+static void
+adopt_displaced(HnswMemGraph *g, int q, int layer, const int32 *displaced, int n)
+{
+	HnswMemElement *e = elem(g, q);
+	int			start = layer_start(g->m, layer);
+
+	elem_lock(g, e, LW_EXCLUSIVE);
+	for (int x = 0; x < n; x++)
+	{
+		int32	   *counts = elem_counts(g, e);
+		int32	   *nbrs = elem_nbrs(g, e) + start;
+		bool		present = false;
+		float		d;
+
+		for (int i = 0; i < counts[layer] && !present; i++)
+			present = nbrs[i] == displaced[x];
+		if (present || displaced[x] == q)
+			continue;
+		d = HnswDistanceCompute(&g->dist, elem_vec(e), elem_vec(elem(g, displaced[x])), g->dim);
+		if (counts[layer] == layer_cap(g->m, layer))
+		{
+			/* drop the farthest link that was not adopted here */
+			int			drop = -1;
+
+			for (int i = counts[layer] - 1; i >= 0 && drop < 0; i--)
+			{
+				bool		adopted = false;
+
+				for (int j = 0; j < x && !adopted; j++)
+					adopted = nbrs[i] == displaced[j];
+				if (!adopted)
+					drop = i;
+			}
+			if (drop < 0)
+				break;
+			remove_slot(g, e, start, counts[layer], drop);
+			counts[layer]--;
+		}
+		insert_sorted(g, e, start, counts[layer], displaced[x], d, true);
+		counts[layer]++;
+	}
 	elem_unlock(g, e);
 }
 
@@ -457,8 +510,19 @@ connect_element(HnswMemGraph *g, int q, int entry)
 		memcpy(links, elem_nbrs(g, e) + start, sizeof(int32) * nlinks);
 		memcpy(dists, elem_ndist(g, e) + start, sizeof(float) * nlinks);
 		elem_unlock(g, e);
-		for (int i = 0; i < nlinks; i++)
-			add_backlink(g, links[i], q, dists[i], layer);
+		{
+			int32		displaced[HNSW_MAX_M * 2];
+			int			ndisplaced = 0;
+
+			for (int i = 0; i < nlinks; i++)
+			{
+				int			d = add_backlink(g, links[i], q, dists[i], layer);
+
+				if (d >= 0)
+					displaced[ndisplaced++] = d;
+			}
+			adopt_displaced(g, q, layer, displaced, ndisplaced);
+		}
 	}
 	pfree(entries);
 }
@@ -599,7 +663,12 @@ HnswMemGraphUsed(HnswMemGraph *g)
 
 /* ---------- reachability ---------- */
 
-/* Mark everything reachable from `from` in layer 0; returns how many new. */
+/*
+ * Mark everything reachable in layer 0 by at least one link from `from`;
+ * returns how many were newly marked.  `from` itself counts only if some
+ * link leads back to it: a search reaches layer 0 at whatever node the
+ * descent ends on, so even the entry point needs an incoming link.
+ */
 static int
 mark_reachable(HnswMemGraph *g, int from, bool *reached, int *queue)
 {
@@ -607,16 +676,12 @@ mark_reachable(HnswMemGraph *g, int from, bool *reached, int *queue)
 				tail = 0,
 				found = 0;
 
-	if (reached[from])
-		return 0;
-	reached[from] = true;
 	queue[tail++] = from;
 	while (head < tail)
 	{
 		HnswMemElement *e = elem(g, queue[head++]);
 		int32	   *nbrs = elem_nbrs(g, e);
 
-		found++;
 		for (int i = 0; i < elem_counts(g, e)[0]; i++)
 		{
 			int			n = nbrs[i];
@@ -625,6 +690,7 @@ mark_reachable(HnswMemGraph *g, int from, bool *reached, int *queue)
 			{
 				reached[n] = true;
 				queue[tail++] = n;
+				found++;
 			}
 		}
 	}
@@ -643,25 +709,37 @@ HnswMemGraphEnsureReachable(HnswMemGraph *g)
 {
 	bool	   *reached;
 	int		   *queue;
+	int32	   *indegree;
 	int			added = 0;
 	int			count = HnswMemGraphCount(g);
+	Size		nbytes = sizeof(bool) * (Size) Max(count, 1);
 	int			entry = g->sh->entry;
 
 	if (entry < 0)
 		return 0;
-	reached = palloc(sizeof(bool) * count);
-	queue = palloc(sizeof(int) * count);
-	for (int round = 0; round < 8; round++)
+	reached = MemoryContextAllocHuge(CurrentMemoryContext, nbytes);
+	queue = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * (count + 1));
+	indegree = MemoryContextAllocExtended(CurrentMemoryContext, sizeof(int32) * count,
+										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (int i = 0; i < count; i++)
+	{
+		HnswMemElement *e = elem(g, i);
+
+		for (int j = 0; j < elem_counts(g, e)[0]; j++)
+			indegree[elem_nbrs(g, e)[j]]++;
+	}
+	for (int round = 0; round < 100; round++)
 	{
 		int			before = added;
 
-		memset(reached, 0, sizeof(bool) * count);
+		memset(reached, 0, nbytes);
 		mark_reachable(g, entry, reached, queue);
 		for (int u = 0; u < count; u++)
 		{
 			HnswMemElement *ue = elem(g, u);
 			int32	   *unbrs = elem_nbrs(g, ue);
-			int32	   *fcounts;
+			int32	   *fcounts,
+					   *fnbrs;
 			int			from = entry;
 			HnswMemElement *fe;
 			float		d;
@@ -676,14 +754,34 @@ HnswMemGraphEnsureReachable(HnswMemGraph *g)
 					break;
 				}
 			}
+			if (from == u)
+				continue;		/* a lone element: nothing to link from */
 			fe = elem(g, from);
 			fcounts = elem_counts(g, fe);
+			fnbrs = elem_nbrs(g, fe);
 			d = HnswDistanceCompute(&g->dist, elem_vec(fe), elem_vec(ue), g->dim);
 			if (fcounts[0] == layer_cap(g->m, 0))
-				fcounts[0]--;	/* drop the farthest link */
+			{
+				/* give up the farthest link whose target has another */
+				int			drop = fcounts[0] - 1;
+
+				for (int i = fcounts[0] - 1; i >= 0; i--)
+				{
+					if (indegree[fnbrs[i]] > 1)
+					{
+						drop = i;
+						break;
+					}
+				}
+				indegree[fnbrs[drop]]--;
+				remove_slot(g, fe, 0, fcounts[0], drop);
+				fcounts[0]--;
+			}
 			insert_sorted(g, fe, 0, fcounts[0], u, d, true);
 			fcounts[0]++;
+			indegree[u]++;
 			added++;
+			reached[u] = true;
 			mark_reachable(g, u, reached, queue);
 		}
 		if (added == before)
@@ -691,6 +789,7 @@ HnswMemGraphEnsureReachable(HnswMemGraph *g)
 	}
 	pfree(reached);
 	pfree(queue);
+	pfree(indegree);
 	return added;
 }
 
@@ -750,7 +849,25 @@ HnswMemGraphLayout(HnswMemGraph *g, HnswLayout *layout)
 	layout->tids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(ItemPointerData) * Max(count, 1));
 	layout->ntids = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(ItemPointerData) * Max(count, 1));
 	if (g->sh->entry >= 0)
-		n = mark_reachable(g, g->sh->entry, reached, layout->order);
+	{
+		/* breadth-first from the entry point */
+		reached[g->sh->entry] = true;
+		layout->order[n++] = g->sh->entry;
+		for (int head = 0; head < n; head++)
+		{
+			HnswMemElement *e = elem(g, layout->order[head]);
+			int32	   *nbrs = elem_nbrs(g, e);
+
+			for (int i = 0; i < elem_counts(g, e)[0]; i++)
+			{
+				if (!reached[nbrs[i]])
+				{
+					reached[nbrs[i]] = true;
+					layout->order[n++] = nbrs[i];
+				}
+			}
+		}
+	}
 	for (int i = 0; i < count; i++)
 	{
 		if (!reached[i])

@@ -330,7 +330,7 @@ write_layer(Relation index, ItemPointer ntid, int m, int layer,
  */
 static void
 link_back(Relation index, int dim, int m, const HnswDistance *dist,
-		  ItemPointer nbr, ItemPointer newtid, int layer)
+		  ItemPointer nbr, ItemPointer newtid, int layer, ItemPointer dropped)
 {
 	ItemPointerData ntid;
 	ItemPointerData current[HNSW_MAX_M * 2];
@@ -343,7 +343,9 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 				ncand = 0,
 				k;
 	Buffer		buf;
+	bool		new_chosen = false;
 
+	ItemPointerSetInvalid(dropped);
 	if (!load_vector(index, nbr, dim, base, &ntid, NULL))
 		return;
 	if (write_layer(index, &ntid, m, layer, NULL, NULL, newtid))
@@ -373,12 +375,95 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 	for (int i = 0; i < n; i++)
 	{
 		if (i < k)
+		{
 			HnswUnpackTid(cands[chosen[i]].id, &replace[i]);
+			new_chosen |= ItemPointerEquals(&replace[i], newtid);
+		}
 		else
 			ItemPointerSetInvalid(&replace[i]);
 	}
 	if (!write_layer(index, &ntid, m, layer, current, replace, NULL))
+	{
 		write_layer(index, &ntid, m, layer, NULL, NULL, newtid);
+		return;
+	}
+	/* report the live member the new element pushed out, if any */
+	for (int i = 0; new_chosen && i < ncand; i++)
+	{
+		bool		kept = false;
+
+		for (int j = 0; j < k && !kept; j++)
+			kept = chosen[j] == i;
+		if (!kept)
+		{
+			HnswUnpackTid(cands[i].id, dropped);
+			break;
+		}
+	}
+}
+
+/*
+ * The heuristic drops a link X from a neighbour's list when the new element
+ * q is nearer to X, on the premise that X stays reachable through q.  Make
+ * the premise true: link q to every X it displaced, replacing q's farthest
+ * links if need be.  Those were added a moment ago, so replacing them
+ * cannot strand anything, while dropping X could strand a whole cluster
+ * (an element's last incoming link).
+ */
+static void
+adopt_displaced(Relation index, int dim, int m, const HnswDistance *dist,
+				const float *qvec, ItemPointer qntid, int layer,
+				ItemPointerData *displaced, int ndisplaced)
+{
+	ItemPointerData current[HNSW_MAX_M * 2];
+	ItemPointerData next[HNSW_MAX_M * 2];
+	float		d[HNSW_MAX_M * 2];
+	bool		adopted[HNSW_MAX_M * 2] = {0};
+	float	   *vec = palloc(sizeof(float) * dim);
+	Buffer		buf;
+	int			n;
+
+	if (ndisplaced == 0)
+		return;
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(qntid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	n = read_layer(BufferGetPage(buf), ItemPointerGetOffsetNumber(qntid), m, layer, current);
+	UnlockReleaseBuffer(buf);
+	if (n <= 0)
+		return;
+	memcpy(next, current, sizeof(ItemPointerData) * n);
+	for (int i = 0; i < n; i++)
+	{
+		d[i] = -1;				/* free slot */
+		if (ItemPointerIsValid(&next[i]) && load_vector(index, &next[i], dim, vec, NULL, NULL))
+			d[i] = HnswDistanceCompute(dist, qvec, vec, dim);
+	}
+	for (int x = 0; x < ndisplaced; x++)
+	{
+		int			slot = -1;
+		bool		present = false;
+
+		for (int i = 0; i < n && !present; i++)
+			present = ItemPointerEquals(&next[i], &displaced[x]);
+		if (present || !load_vector(index, &displaced[x], dim, vec, NULL, NULL))
+			continue;
+		/* a free slot, else the farthest link not adopted here */
+		for (int i = 0; i < n; i++)
+		{
+			if (adopted[i])
+				continue;
+			if (slot < 0 || d[i] < 0 || (d[slot] >= 0 && d[i] > d[slot]))
+				slot = i;
+			if (d[slot] < 0)
+				break;
+		}
+		if (slot < 0)
+			break;
+		next[slot] = displaced[x];
+		d[slot] = HnswDistanceCompute(dist, qvec, vec, dim);
+		adopted[slot] = true;
+	}
+	write_layer(index, qntid, m, layer, current, next, NULL);
 }
 
 /* ---------- the insert ---------- */
@@ -476,9 +561,18 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 
 	for (int layer = 0; layer <= level; layer++)
 	{
+		ItemPointerData displaced[HNSW_MAX_M * 2];
+		int			ndisplaced = 0;
+
 		for (int i = 0; i < links[layer].n; i++)
+		{
 			link_back(index, meta.dimensions, meta.m, dist,
-					  &links[layer].tids[i], &newtid, layer);
+					  &links[layer].tids[i], &newtid, layer, &displaced[ndisplaced]);
+			if (ItemPointerIsValid(&displaced[ndisplaced]))
+				ndisplaced++;
+		}
+		adopt_displaced(index, meta.dimensions, meta.m, dist, value, &et->neighbortid,
+						layer, displaced, ndisplaced);
 	}
 	UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
 }

@@ -91,21 +91,31 @@ start_scan(IndexScanDesc scan)
 	HnswCandidate ep;
 	Vector	   *v;
 
-	if (scan->numberOfOrderBys != 1 || (scan->orderByData[0].sk_flags & SK_ISNULL))
+	if (scan->numberOfOrderBys != 1)
 		return false;
-	v = DatumGetVector(scan->orderByData[0].sk_argument);
 	HnswReadMeta(index, &meta);
-	if (v->dim != (int) meta.dimensions)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %u and %d", meta.dimensions, v->dim)));
 	if (meta.entry_blkno == InvalidBlockNumber)
 		return false;
-	so->query = palloc(sizeof(float) * v->dim);
-	if (!HnswPrepareValue(&so->dist, v, so->query))
-		return false;			/* zero query under cosine: no order exists */
+	so->query = palloc0(sizeof(float) * meta.dimensions);
 
-	HnswDiskGraphInit(&so->graph, index, so->query, v->dim, &so->dist);
+	/*
+	 * A NULL query, or a zero one under cosine, orders nothing: every
+	 * distance is NULL or NaN.  A sequential scan still returns the rows, in
+	 * no particular order, so the scan does too, searching with a zero
+	 * vector under which all elements tie.
+	 */
+	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
+	{
+		v = DatumGetVector(scan->orderByData[0].sk_argument);
+		if (v->dim != (int) meta.dimensions)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("different vector dimensions %u and %d", meta.dimensions, v->dim)));
+		if (!HnswPrepareValue(&so->dist, v, so->query))
+			memset(so->query, 0, sizeof(float) * meta.dimensions);
+	}
+
+	HnswDiskGraphInit(&so->graph, index, so->query, meta.dimensions, &so->dist);
 	ItemPointerSet(&entry, meta.entry_blkno, meta.entry_offno);
 	if (!HnswLoadCandidate(index, &entry, &so->graph.base, &ep))
 		return false;

@@ -588,26 +588,28 @@ layer0_links(Relation index, ReachEntry *e, int m, ItemPointerData *out)
 	return n;
 }
 
+/*
+ * Mark what `start` reaches by at least one layer-0 link.  `start` itself
+ * counts only if a link leads back to it: a search reaches layer 0 at
+ * whatever node its descent ends on, so even the entry point needs one.
+ */
 static void
 walk_from(Relation index, HTAB *live, uint64 start, int m)
 {
-	ReachEntry *e = hash_search(live, &start, HASH_FIND, NULL);
 	uint64	   *queue;
 	long		head = 0,
 				tail = 0;
 
-	if (e == NULL || e->reached)
+	if (hash_search(live, &start, HASH_FIND, NULL) == NULL)
 		return;
 	queue = palloc(sizeof(uint64) * (hash_get_num_entries(live) + 1));
-	e->reached = true;
 	queue[tail++] = start;
 	while (head < tail)
 	{
 		ItemPointerData links[HNSW_MAX_M * 2];
-		int			n;
+		ReachEntry *e = hash_search(live, &queue[head++], HASH_FIND, NULL);
+		int			n = layer0_links(index, e, m, links);
 
-		e = hash_search(live, &queue[head++], HASH_FIND, NULL);
-		n = layer0_links(index, e, m, links);
 		for (int i = 0; i < n; i++)
 		{
 			uint64		k = HnswPackItemPointer(&links[i]);
@@ -737,11 +739,12 @@ reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *me
 		}
 		if (from == NULL)
 			from = hash_search(live, &entry, HASH_FIND, NULL);
-		if (from == NULL)
-			continue;
+		if (from == NULL || from == e)
+			continue;			/* a lone element: nothing to link from */
 		HnswUnpackTid(e->tid, &tid);
 		link_unreachable(index, dist, meta->dimensions, meta->m, from, &tid);
 		linked++;
+		e->reached = true;
 		walk_from(index, live, e->tid, meta->m);
 	}
 	hash_destroy(live);
@@ -764,7 +767,7 @@ repair_reachability(Relation index, BufferAccessStrategy bas)
 	if (meta.entry_blkno != InvalidBlockNumber)
 	{
 		HnswGetDistance(index, &dist);
-		for (int pass = 0; pass < 4; pass++)
+		for (int pass = 0; pass < 16; pass++)
 		{
 			if (reachability_pass(index, bas, &meta, &dist) == 0)
 				break;

@@ -124,6 +124,25 @@ SELECT qid,
 FROM queries ORDER BY qid;
 DROP TABLE items2;
 
+-- Inserts that fill the gap between two clusters: rows 1..100 and
+-- 151..200 of a band, then 101..150 between them.  Each insert re-prunes
+-- its neighbours' full lists; no element may lose its last incoming link,
+-- or index scans lose rows at any ef_search.  (m = 4 keeps lists short;
+-- three rounds, as the graph differs every time.)
+CREATE TABLE band (id int, v vector(3));
+CREATE TABLE band_result (round int, elements bigint, unreachable bigint, index_rows int);
+SELECT 'DROP INDEX IF EXISTS band_l2', 'TRUNCATE band',
+	   'INSERT INTO band SELECT i, ARRAY[i, (i * 7) % 11, (i * 3) % 5]::real[] FROM generate_series(1, 100) i',
+	   'CREATE INDEX band_l2 ON band USING hnsw (v vector_l2_ops) WITH (m = 4, ef_construction = 8)',
+	   'INSERT INTO band SELECT i, ARRAY[i, (i * 7) % 11, (i * 3) % 5]::real[] FROM generate_series(151, 200) i',
+	   'INSERT INTO band SELECT i, ARRAY[i, (i * 7) % 11, (i * 3) % 5]::real[] FROM generate_series(101, 150) i',
+	   format($$INSERT INTO band_result SELECT %s, elements, unreachable,
+			  cardinality(knn('SELECT id FROM band ORDER BY v <-> ''[149.3,0.1,0.2]'' LIMIT 1000', true))
+			  FROM agentmem.hnsw_info('band_l2')$$, r)
+FROM generate_series(1, 3) r \gexec
+SELECT * FROM band_result ORDER BY round;
+DROP TABLE band, band_result;
+
 -- ----------------------------------------------------- NULL and zero vectors
 -- NULLs are never indexed; a zero vector has no direction, so a cosine
 -- index leaves it out too, while L2 indexes it.  A sequential scan returns

@@ -124,6 +124,26 @@ SELECT qid,
 FROM queries ORDER BY qid;
 DROP TABLE items2;
 
+-- A build with the shortest lists (m = 4, ef_construction = 8) on 5,000
+-- random 32-dimensional rows: the build must leave every element
+-- reachable, so that a complete scan (iterative, no tuple limit) returns
+-- every row.  (Three builds, as the graph differs every time.)
+CREATE TABLE rnd (id int, v vector(32));
+INSERT INTO rnd SELECT i, rand_vec(32) FROM generate_series(1, 5000) i;
+CREATE TABLE rnd_result (round int, elements bigint, unreachable bigint, index_rows int);
+SET hnsw.iterative_scan = relaxed_order;
+SET hnsw.max_scan_tuples = 1000000;
+SELECT 'DROP INDEX IF EXISTS rnd_l2',
+	   'CREATE INDEX rnd_l2 ON rnd USING hnsw (v vector_l2_ops) WITH (m = 4, ef_construction = 8)',
+	   format($$INSERT INTO rnd_result SELECT %s, elements, unreachable,
+			  (SELECT count(DISTINCT id) FROM unnest(knn('SELECT id FROM rnd ORDER BY v <-> (SELECT v FROM rnd WHERE id = 1) LIMIT 10000', true)) id)
+			  FROM agentmem.hnsw_info('rnd_l2')$$, r)
+FROM generate_series(1, 3) r \gexec
+RESET hnsw.iterative_scan;
+RESET hnsw.max_scan_tuples;
+SELECT * FROM rnd_result ORDER BY round;
+DROP TABLE rnd, rnd_result;
+
 -- Inserts that fill the gap between two clusters: rows 1..100 and
 -- 151..200 of a band, then 101..150 between them.  Each insert re-prunes
 -- its neighbours' full lists; no element may lose its last incoming link,

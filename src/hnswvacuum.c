@@ -523,6 +523,7 @@ typedef struct ReachEntry
 	uint64		tid;			/* key */
 	ItemPointerData ntid;
 	bool		reached;
+	int32		indegree;		/* layer-0 links pointing here */
 } ReachEntry;
 
 static HTAB *
@@ -560,6 +561,7 @@ collect_live(Relation index, BufferAccessStrategy bas)
 			e = hash_search(h, &key, HASH_ENTER, NULL);
 			e->ntid = et->neighbortid;
 			e->reached = false;
+			e->indegree = 0;
 		}
 		UnlockReleaseBuffer(buf);
 	}
@@ -627,26 +629,28 @@ walk_from(Relation index, HTAB *live, uint64 start, int m)
 
 /*
  * Give `to` an incoming layer-0 link from `from`: a free slot if there is
- * one, else the slot of from's farthest neighbour.
+ * one, else the slot of from's farthest neighbour that has another
+ * incoming link (so replacing it strands nothing), else its farthest.
  */
 static void
-link_unreachable(Relation index, const HnswDistance *dist, int dim, int m,
-				 ReachEntry *from, ItemPointer to)
+link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
+				 int m, ReachEntry *from, ReachEntry *to)
 {
 	float	   *base = palloc(sizeof(float) * dim);
-	ItemPointerData links[HNSW_MAX_M * 2];
-	ItemPointerData from_tid;
-	int			n,
-				slot = -1;
+	ItemPointerData from_tid,
+				to_tid;
+	ItemPointerData slots[HNSW_MAX_M * 2];
+	int			cap = HNSW_LAYER_SLOTS(m, 0);
+	int			slot = -1;
 	float		worst = -FLT_MAX;
 	Buffer		buf;
 	GenericXLogState *state;
 	Page		page;
 	HnswNeighborTuple nt;
 	HnswDiskGraph dg;
-	HnswCandidate c;
 
 	HnswUnpackTid(from->tid, &from_tid);
+	HnswUnpackTid(to->tid, &to_tid);
 	HnswDiskGraphInit(&dg, index, base, dim, dist);
 	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&from_tid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -656,47 +660,57 @@ link_unreachable(Relation index, const HnswDistance *dist, int dim, int m,
 		   sizeof(float) * dim);
 	UnlockReleaseBuffer(buf);
 
-	n = layer0_links(index, from, m, links);
-	if (n == HNSW_LAYER_SLOTS(m, 0))
+	/* choose the slot from a copy: reading neighbours locks their pages */
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&from->ntid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	nt = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page,
+															 ItemPointerGetOffsetNumber(&from->ntid)));
+	memcpy(slots, nt->slots, sizeof(ItemPointerData) * cap);
+	UnlockReleaseBuffer(buf);
+
+	for (int i = 0; i < cap && slot < 0; i++)
 	{
-		for (int i = 0; i < n; i++)
+		if (!ItemPointerIsValid(&slots[i]))
+			slot = i;
+	}
+	for (int pass = 0; pass < 2 && slot < 0; pass++)
+	{
+		for (int i = 0; i < cap; i++)
 		{
-			if (HnswLoadCandidate(index, &links[i], &dg.base, &c) && c.distance > worst)
+			uint64		k = HnswPackItemPointer(&slots[i]);
+			ReachEntry *t = hash_search(live, &k, HASH_FIND, NULL);
+			HnswCandidate c;
+
+			if (pass == 0 && t != NULL && t->indegree <= 1)
+				continue;
+			if (!HnswLoadCandidate(index, &slots[i], &dg.base, &c))
+				c.distance = FLT_MAX;	/* not an element: replace it first */
+			if (c.distance > worst)
 			{
 				worst = c.distance;
 				slot = i;
 			}
 		}
 	}
+
 	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&from->ntid));
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
 	nt = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page,
 															 ItemPointerGetOffsetNumber(&from->ntid)));
-	if (slot < 0)
+	/* inserts are held off, so the list cannot have changed; check anyway */
+	if (slot >= 0 && memcmp(slots, nt->slots, sizeof(ItemPointerData) * cap) == 0)
 	{
-		for (int i = 0; i < HNSW_LAYER_SLOTS(m, 0) && slot < 0; i++)
-		{
-			if (!ItemPointerIsValid(&nt->slots[i]))
-				slot = i;
-		}
-	}
-	else
-	{
-		/* map the slot among valid links back to its position */
-		for (int i = 0, seen = 0; i < HNSW_LAYER_SLOTS(m, 0); i++)
-		{
-			if (ItemPointerIsValid(&nt->slots[i]) && seen++ == slot)
-			{
-				slot = i;
-				break;
-			}
-		}
-	}
-	if (slot >= 0)
-	{
-		nt->slots[slot] = *to;
+		uint64		k = HnswPackItemPointer(&slots[slot]);
+		ReachEntry *old = ItemPointerIsValid(&slots[slot]) ?
+			hash_search(live, &k, HASH_FIND, NULL) : NULL;
+
+		if (old)
+			old->indegree--;
+		to->indegree++;
+		nt->slots[slot] = to_tid;
 		GenericXLogFinish(state);
 	}
 	else
@@ -704,6 +718,30 @@ link_unreachable(Relation index, const HnswDistance *dist, int dim, int m,
 	UnlockReleaseBuffer(buf);
 	HnswDiskGraphRelease(&dg);
 	pfree(base);
+}
+
+/* Count every live element's incoming layer-0 links. */
+static void
+count_indegrees(Relation index, HTAB *live, int m)
+{
+	HASH_SEQ_STATUS seq;
+	ReachEntry *e;
+
+	hash_seq_init(&seq, live);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		ItemPointerData links[HNSW_MAX_M * 2];
+		int			n = layer0_links(index, e, m, links);
+
+		for (int i = 0; i < n; i++)
+		{
+			uint64		k = HnswPackItemPointer(&links[i]);
+			ReachEntry *t = hash_search(live, &k, HASH_FIND, NULL);
+
+			if (t)
+				t->indegree++;
+		}
+	}
 }
 
 /* One pass: link every live element the walk from the entry misses. */
@@ -717,12 +755,13 @@ reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *me
 	uint64		entry = HnswPackTid(meta->entry_blkno, meta->entry_offno);
 	int			linked = 0;
 
+	bool		counted = false;
+
 	walk_from(index, live, entry, meta->m);
 	hash_seq_init(&seq, live);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
 		ItemPointerData links[HNSW_MAX_M * 2];
-		ItemPointerData tid;
 		ReachEntry *from = NULL;
 		int			n;
 
@@ -741,8 +780,12 @@ reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *me
 			from = hash_search(live, &entry, HASH_FIND, NULL);
 		if (from == NULL || from == e)
 			continue;			/* a lone element: nothing to link from */
-		HnswUnpackTid(e->tid, &tid);
-		link_unreachable(index, dist, meta->dimensions, meta->m, from, &tid);
+		if (!counted)
+		{
+			count_indegrees(index, live, meta->m);
+			counted = true;
+		}
+		link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e);
 		linked++;
 		e->reached = true;
 		walk_from(index, live, e->tid, meta->m);

@@ -149,7 +149,8 @@ am_start_cluster() {
 
 am_stop_cluster() {
 	if [[ ${AM_STARTED:-0} == 1 ]]; then
-		am_as_server_user pg_ctl -D "$AM_DATA" -m fast -w stop >/dev/null 2>&1 || true
+		am_as_server_user pg_ctl -D "$AM_DATA" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+			am_as_server_user pg_ctl -D "$AM_DATA" -m immediate -w stop >/dev/null 2>&1 || true
 		AM_STARTED=0
 	fi
 }

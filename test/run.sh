@@ -3,7 +3,8 @@
 # builds with warnings as errors, installs into a private copy of
 # PostgreSQL, runs every pg_regress test (sql/, expected/), every isolation
 # spec (test/specs/) and every TAP test (test/t/), and exits non-zero on any
-# failure.  KEEP=1 keeps the work area; TESTS="a b" runs only those
+# failure.  Each runner has a time limit so a hang fails instead of stalling CI.
+# KEEP=1 keeps the work area; TESTS="a b" runs only those
 # regression tests; TAP="t/x.t" only those TAP files.
 set -uo pipefail
 source "$(dirname "$0")/cluster.sh"
@@ -32,7 +33,7 @@ run_regress() {
 	local out=$AM_TMP/regress
 	mkdir -p "$out"
 	am_log "pg_regress: $(echo $tests | wc -w) tests"
-	"$AM_PGLIB/pgxs/src/test/regress/pg_regress" --bindir="$AM_PGBIN" \
+	timeout 900 "$AM_PGLIB/pgxs/src/test/regress/pg_regress" --bindir="$AM_PGBIN" \
 		--host="$AM_SOCK" --port="$AM_PORT" --user=postgres \
 		--inputdir="$AM_SRC" --outputdir="$out" \
 		--load-extension=agentmem --dbname=agentmem_regress $tests 2>&1 |
@@ -58,7 +59,7 @@ run_isolation() {
 	local out=$AM_TMP/isolation
 	mkdir -p "$out"
 	am_log "pg_isolation_regress: ${#specs[@]} specs"
-	"$AM_PGLIB/pgxs/src/test/isolation/pg_isolation_regress" --bindir="$AM_PGBIN" \
+	timeout 600 "$AM_PGLIB/pgxs/src/test/isolation/pg_isolation_regress" --bindir="$AM_PGBIN" \
 		--host="$AM_SOCK" --port="$AM_PORT" --user=postgres \
 		--inputdir="$AM_SRC/test" --outputdir="$out" \
 		--load-extension=agentmem --dbname=agentmem_isolation "${specs[@]}" 2>&1 |
@@ -95,7 +96,7 @@ run_tap() {
 			PG_REGRESS="$AM_PGLIB/pgxs/src/test/regress/pg_regress" \
 			AGENTMEM_SRC="$AM_SRC" AGENTMEM_TEST="$tapdir" TESTDATADIR="$tapdir/tmp_check" \
 			PGHOST= PGPORT= PG_TEST_TIMEOUT_DEFAULT=300 \
-			prove -v --timer "$f") 2>&1 | tee -a "$AM_TMP/prove.out"
+			timeout 900 prove -v --timer "$f") 2>&1 | tee -a "$AM_TMP/prove.out"
 		rc=${PIPESTATUS[0]}
 		count_result "tap/$f" "$rc"
 	done

@@ -66,8 +66,11 @@ note(join(' ', @$_)) for grep { defined } ($loading[0], $loading[-1], $writing[0
 
 cmp_ok(scalar @loading, '>=', 2, 'the phase "loading tuples" is reported');
 cmp_ok(scalar @writing, '>=', 1, 'the phase "writing index" is reported');
+my @graph = grep { $_->[1] eq 'building index: building graph' } @samples;
+ok(!@graph || ($graph[0][0] >= $loading[-1][0] && $graph[-1][0] <= $writing[0][0]),
+	'"building graph", when caught, comes between loading and writing');
 my %seen = map { $_->[1] => 1 } @samples;
-is_deeply([ sort grep { !/^building index: (loading tuples|writing index)$/ && $_ ne 'initializing' } keys %seen ],
+is_deeply([ sort grep { !/^building index: (loading tuples|building graph|writing index)$/ && $_ ne 'initializing' } keys %seen ],
 	[], 'no other phase is reported') or diag(join(', ', keys %seen));
 ok(@loading && @writing && $loading[-1][0] < $writing[0][0], 'loading comes before writing');
 is(scalar(grep { $_->[3] != 50000 } @loading), 0, 'while loading, tuples_total is the table\'s 50,000 rows');
@@ -84,10 +87,11 @@ is($node->safe_psql('postgres', "SELECT elements FROM agentmem.hnsw_info('p_l2')
 	'50000', 'the index holds all 50,000 rows');
 
 # ------------------------------------------------- maintenance_work_mem
+# 2,000 rows of 192 dimensions need about 2 MB of graph: more than 1MB
 $node->safe_psql('postgres', q{
 	CREATE TABLE m (id int, v vector(192));
 	INSERT INTO m SELECT g, (SELECT array_agg(random() * 2 - 1) FROM generate_series(1, 192) WHERE g > 0)::vector
-	FROM generate_series(1, 800) g;
+	FROM generate_series(1, 2000) g;
 });
 for my $case ([ 'm_l2', 'vector_l2_ops', '<->' ], [ 'm_cos', 'vector_cosine_ops', '<=>' ])
 {
@@ -98,13 +102,13 @@ for my $case ([ 'm_l2', 'vector_l2_ops', '<->' ], [ 'm_cos', 'vector_cosine_ops'
 	like($err, qr/NOTICE:  hnsw graph no longer fits into maintenance_work_mem after (\d+) tuples/,
 		"$index: it says the graph no longer fits");
 	my ($after) = $err =~ /after (\d+) tuples/;
-	ok(defined $after && $after > 0 && $after < 800, "$index: after " . ($after // '?') . ' of 800 rows');
+	ok(defined $after && $after > 0 && $after < 2000, "$index: after " . ($after // '?') . ' of 2,000 rows');
 	like($err, qr/DETAIL:  Building will take significantly more time\./, "$index: with the DETAIL");
 	like($err, qr/HINT:  Increase maintenance_work_mem to speed up builds\./, "$index: and the HINT");
 	is($node->safe_psql('postgres', "SELECT elements, unreachable, problems FROM agentmem.hnsw_info('$index')"),
-		'800|0|0', "$index: all 800 rows indexed");
+		'2000|0|0', "$index: all 2,000 rows indexed");
 	hnsw_clean($node, $index, "$index: after the build on disk");
-	is(index_count($node, 'm', $index, $op), '800 800', "$index: a complete index scan returns every row once");
+	is(index_count($node, 'm', $index, $op), '2000 2000', "$index: a complete index scan returns every row once");
 }
 # with room for the graph, no NOTICE
 my ($rc, $out, $err) = $node->psql('postgres',

@@ -121,6 +121,43 @@ batch AS (SELECT query_no AS n, id, rank
 			FROM agentmem.recall_batch('big', (SELECT array_agg(v ORDER BY n) FROM q), 7, '{"tag": 4}'))
 SELECT count(*) AS rows, count(*) FILTER (WHERE s.id IS NOT DISTINCT FROM b.id) AS same
   FROM single s FULL JOIN batch b USING (n, rank);
+-- from 16 queries on, recall_batch spreads them over parallel workers: same rows
+CREATE TEMP TABLE par AS SELECT * FROM agentmem.recall_batch('big', '{}', 1) WITH NO DATA;
+CREATE TEMP TABLE ser AS TABLE par WITH NO DATA;
+CREATE TEMP TABLE par2 AS TABLE par WITH NO DATA;
+CREATE TEMP TABLE ser2 AS TABLE par WITH NO DATA;
+SET max_parallel_workers_per_gather = 1;
+SET client_min_messages = debug1;
+INSERT INTO par
+SELECT * FROM agentmem.recall_batch('big',
+	(SELECT array_agg(ARRAY[cos(n), sin(n), 0.5]::vector ORDER BY n) FROM generate_series(1, 40) n), 7, '{"tag": 4}');
+RESET client_min_messages;
+SET max_parallel_workers_per_gather = 0;
+INSERT INTO ser
+SELECT * FROM agentmem.recall_batch('big',
+	(SELECT array_agg(ARRAY[cos(n), sin(n), 0.5]::vector ORDER BY n) FROM generate_series(1, 40) n), 7, '{"tag": 4}');
+RESET max_parallel_workers_per_gather;
+SELECT count(*) AS rows, count(*) FILTER (WHERE p IS NOT DISTINCT FROM s) AS same
+  FROM par p FULL JOIN ser s USING (query_no, rank);
+-- long contents and the exact fallback, in the workers too
+SELECT count(*) FROM agentmem.remember('big', ARRAY[repeat('long ', 5000), repeat('longer ', 9000)],
+	ARRAY['[0.3,0.9,0.1]', '[0.31,0.9,0.1]']::vector[], ARRAY['{"rare": true, "long": 1}', '{"rare": true, "long": 2}']::jsonb[]);
+SET hnsw.max_scan_tuples = 5;
+SET max_parallel_workers_per_gather = 2;
+SET client_min_messages = debug1;
+INSERT INTO par2
+SELECT * FROM agentmem.recall_batch('big',
+	(SELECT array_agg(ARRAY[0.3, 0.9, n * 0.01]::vector ORDER BY n) FROM generate_series(1, 32) n), 8, '{"rare": true}');
+RESET client_min_messages;
+SET max_parallel_workers_per_gather = 0;
+INSERT INTO ser2
+SELECT * FROM agentmem.recall_batch('big',
+	(SELECT array_agg(ARRAY[0.3, 0.9, n * 0.01]::vector ORDER BY n) FROM generate_series(1, 32) n), 8, '{"rare": true}');
+RESET max_parallel_workers_per_gather;
+RESET hnsw.max_scan_tuples;
+SELECT count(*) AS rows, count(*) FILTER (WHERE p IS NOT DISTINCT FROM s) AS same,
+	   sum(length(p.content)) FILTER (WHERE p.metadata ? 'long') AS long_chars
+  FROM par2 p FULL JOIN ser2 s USING (query_no, rank);
 RESET hnsw.ef_search;
 -- a space's search never sees another space's rows
 SELECT count(*) FROM agentmem.recall('l2 space', '[0.5,0.5]', 100);

@@ -16,6 +16,8 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "storage/dsm.h"
+#include "storage/shm_toc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 
@@ -51,6 +53,7 @@ extern void MemoryCheckEmbedding(const MemorySpace *space, Datum value,
 								 const char *what, int pos);
 
 /* recall.c */
+extern PGDLLEXPORT void agentmem_recall_worker(dsm_segment *seg, shm_toc *toc);
 extern void RecallInto(FunctionCallInfo fcinfo, const MemorySpace *space,
 					   Datum *queries, int nqueries, bool batch,
 					   int k, Datum filter, bool has_filter);

@@ -6,8 +6,8 @@
  * 0x00 byte and the text (the bytes in the database encoding), so only
  * an exact match of both is ever a hit.  Texts are not stored.
  *
- * Lookups probe the primary key directly (no planner, no executor: about
- * a microsecond a key), as the caller and with a fresh snapshot.  A hit
+ * Lookups probe the primary key directly (no planner, no executor: a few
+ * microseconds a key), as the caller and with a fresh snapshot.  A hit
  * writes nothing: the counters are in shared memory (cachestats.c), and
  * an entry's last_used, which orders eviction, is refreshed only when it
  * is older than agentmem.cache_touch_interval, for all such hits of a call

@@ -44,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/rls.h"
 #include "utils/wait_event.h"
 
 #include "memory.h"
@@ -526,8 +527,12 @@ RecallInto(FunctionCallInfo fcinfo, const MemorySpace *space, Datum *queries,
 	level = NewGUCNestLevel();
 	set_guc("hnsw.iterative_scan", "relaxed_order");
 	set_guc("enable_seqscan", "off");
+	/*
+	 * Parallel workers for a large batch, unless row-level security applies:
+	 * its policies could call functions that cannot run in a worker.
+	 */
 	if (batch && nqueries >= RECALL_PARALLEL_MIN_QUERIES && max_parallel_workers_per_gather > 0 &&
-		!IsInParallelMode() &&
+		!IsInParallelMode() && check_enable_rls(space->relid, InvalidOid, true) != RLS_ENABLED &&
 		recall_parallel(fcinfo, space, &plans, queries, nqueries, k, filter, has_filter))
 	{
 		AtEOXact_GUC(true, level);

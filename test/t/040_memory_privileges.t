@@ -124,6 +124,9 @@ ok_as('alice', qq{
 	CREATE POLICY shared ON $table FOR SELECT TO bob USING (metadata \@> '{"shared": true}')},
 	undef, 'alice shares only some rows');
 ok_as('bob', $recall, 'public', 'recall returns only the rows the policy lets bob see');
+ok_as('bob', q{SELECT count(*), count(*) FILTER (WHERE content = 'public')
+	FROM agentmem.recall_batch('alice mem', array_fill('[1,2]'::vector, ARRAY[40]), 10)},
+	'40|40', 'and so does a recall_batch large enough for parallel workers');
 
 # ------------------------------------------------ the embedding cache
 my $get = q{SELECT count(embedding) FROM agentmem.cache_get('m', ARRAY['a'])};

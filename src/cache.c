@@ -142,28 +142,20 @@ batch_init(CacheBatch *b, text *model, Datum *texts, int n)
 static void
 batch_from_args(FunctionCallInfo fcinfo, CacheBatch *b)
 {
-	ArrayType  *arr;
+	text	   *model = MemoryTextArg(fcinfo, 0, "model");
+	ArrayType  *arr = MemoryArrayArg(fcinfo, 1, "texts");
 	Datum	   *texts;
 	bool	   *nulls;
 	int			n,
 				i;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model must not be NULL")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("texts must not be NULL")));
-	arr = PG_GETARG_ARRAYTYPE_P(1);
 	texts = MemoryArrayElements(arr, "texts", &nulls, &n);
 	for (i = 0; i < n; i++)
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("text %d is NULL", i + 1)));
-	batch_init(b, PG_GETARG_TEXT_PP(0), texts, n);
+	batch_init(b, model, texts, n);
 }
 
 static ArrayType *
@@ -547,11 +539,7 @@ agentmem_cache_put(PG_FUNCTION_ARGS)
 	uint64		inserted;
 
 	batch_from_args(fcinfo, &b);
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("embeddings must not be NULL")));
-	embarr = PG_GETARG_ARRAYTYPE_P(2);
+	embarr = MemoryArrayArg(fcinfo, 2, "embeddings");
 	(void) MemoryArrayElements(embarr, "embeddings", &embnulls, &nemb);
 	if (nemb != b.n)
 		ereport(ERROR,

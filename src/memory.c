@@ -315,8 +315,9 @@ MemoryCheckEmbedding(const MemorySpace *space, Datum value, const char *what, in
 	pfree(label);
 }
 
-static ArrayType *
-required_array(FunctionCallInfo fcinfo, int argno, const char *argname)
+/* A function's array argument, which must not be NULL. */
+ArrayType *
+MemoryArrayArg(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
@@ -325,8 +326,9 @@ required_array(FunctionCallInfo fcinfo, int argno, const char *argname)
 	return PG_GETARG_ARRAYTYPE_P(argno);
 }
 
-static text *
-required_text(FunctionCallInfo fcinfo, int argno, const char *argname)
+/* A function's text argument, which must not be NULL. */
+text *
+MemoryTextArg(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
@@ -428,9 +430,9 @@ remember_insert(FunctionCallInfo fcinfo, const MemorySpace *space, Datum content
 Datum
 agentmem_remember(PG_FUNCTION_ARGS)
 {
-	text	   *name = required_text(fcinfo, 0, "space");
-	ArrayType  *contents = required_array(fcinfo, 1, "contents");
-	ArrayType  *embeddings = required_array(fcinfo, 2, "embeddings");
+	text	   *name = MemoryTextArg(fcinfo, 0, "space");
+	ArrayType  *contents = MemoryArrayArg(fcinfo, 1, "contents");
+	ArrayType  *embeddings = MemoryArrayArg(fcinfo, 2, "embeddings");
 	ArrayType  *metadata = PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3);
 	MemorySpace space;
 	Datum	   *emb;
@@ -458,9 +460,9 @@ agentmem_remember(PG_FUNCTION_ARGS)
 Datum
 agentmem_remember_texts(PG_FUNCTION_ARGS)
 {
-	text	   *name = required_text(fcinfo, 0, "space");
-	text	   *model = required_text(fcinfo, 1, "model");
-	ArrayType  *contents = required_array(fcinfo, 2, "contents");
+	text	   *name = MemoryTextArg(fcinfo, 0, "space");
+	text	   *model = MemoryTextArg(fcinfo, 1, "model");
+	ArrayType  *contents = MemoryArrayArg(fcinfo, 2, "contents");
 	ArrayType  *metadata = PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3);
 	MemorySpace space;
 	Datum	   *texts,
@@ -486,15 +488,6 @@ agentmem_remember_texts(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("content %d is NULL", i + 1),
 					 errdetail("Nothing was remembered.")));
-	if (metadata != NULL)
-	{
-		bool	   *mnulls;
-		int			nmeta;
-
-		(void) MemoryArrayElements(metadata, "metadata", &mnulls, &nmeta);
-		if (nmeta != n)
-			length_mismatch("contents", "content", n, "metadata", "metadata", nmeta);
-	}
 	emb = CacheLookupTexts(model, texts, n, &found, &nmissing, &first_missing);
 	if (nmissing > 0)
 		ereport(ERROR,
@@ -516,8 +509,8 @@ agentmem_remember_texts(PG_FUNCTION_ARGS)
 Datum
 agentmem_forget(PG_FUNCTION_ARGS)
 {
-	text	   *name = required_text(fcinfo, 0, "space");
-	ArrayType  *ids = required_array(fcinfo, 1, "ids");
+	text	   *name = MemoryTextArg(fcinfo, 0, "space");
+	ArrayType  *ids = MemoryArrayArg(fcinfo, 1, "ids");
 	MemorySpace space;
 	Oid			argtypes[1] = {INT8ARRAYOID};
 	Datum		values[1] = {PointerGetDatum(ids)};
@@ -538,7 +531,7 @@ agentmem_forget(PG_FUNCTION_ARGS)
 Datum
 agentmem_space_table(PG_FUNCTION_ARGS)
 {
-	text	   *name = required_text(fcinfo, 0, "space");
+	text	   *name = MemoryTextArg(fcinfo, 0, "space");
 	MemorySpace space;
 
 	SPI_connect();

@@ -47,6 +47,8 @@ extern void MemorySpaceOpen(text *name, AclMode required, const char *action,
 extern const char *MemoryClipName(const char *name);
 extern const char *MemoryMetricOperator(MemoryMetric metric);
 extern SPIPlanPtr MemoryPlan(const char *sql, int nargs, Oid *argtypes);
+extern text *MemoryTextArg(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern ArrayType *MemoryArrayArg(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern Datum *MemoryArrayElements(ArrayType *arr, const char *argname,
 								  bool **nulls, int *n);
 extern void MemoryCheckEmbedding(const MemorySpace *space, Datum value,

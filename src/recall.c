@@ -559,16 +559,6 @@ recall_k(FunctionCallInfo fcinfo, int argno)
 	return PG_GETARG_INT32(argno);
 }
 
-static text *
-recall_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", argname)));
-	return PG_GETARG_TEXT_PP(argno);
-}
-
 /*
  * agentmem.recall(space, query vector, k int DEFAULT 10, filter jsonb
  *		DEFAULT NULL) RETURNS TABLE(id, content, metadata, distance)
@@ -576,7 +566,7 @@ recall_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 Datum
 agentmem_recall(PG_FUNCTION_ARGS)
 {
-	text	   *name = recall_text_arg(fcinfo, 0, "space");
+	text	   *name = MemoryTextArg(fcinfo, 0, "space");
 	Datum		query;
 	int			k = recall_k(fcinfo, 2);
 	MemorySpace space;
@@ -585,7 +575,7 @@ agentmem_recall(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("query must not be NULL")));
-	query = PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(1)));
+	query = PointerGetDatum(PG_GETARG_VECTOR_P(1));
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_SELECT, "recall", &space);
@@ -603,8 +593,8 @@ agentmem_recall(PG_FUNCTION_ARGS)
 Datum
 agentmem_recall_batch(PG_FUNCTION_ARGS)
 {
-	text	   *name = recall_text_arg(fcinfo, 0, "space");
-	ArrayType  *arr;
+	text	   *name = MemoryTextArg(fcinfo, 0, "space");
+	ArrayType  *arr = MemoryArrayArg(fcinfo, 1, "queries");
 	int			k = recall_k(fcinfo, 2);
 	MemorySpace space;
 	Datum	   *queries;
@@ -612,11 +602,6 @@ agentmem_recall_batch(PG_FUNCTION_ARGS)
 	int			n,
 				i;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("queries must not be NULL")));
-	arr = PG_GETARG_ARRAYTYPE_P(1);
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_SELECT, "recall_batch", &space);
@@ -639,9 +624,9 @@ agentmem_recall_batch(PG_FUNCTION_ARGS)
 Datum
 agentmem_recall_text(PG_FUNCTION_ARGS)
 {
-	text	   *name = recall_text_arg(fcinfo, 0, "space");
-	text	   *model = recall_text_arg(fcinfo, 1, "model");
-	text	   *query = recall_text_arg(fcinfo, 2, "query");
+	text	   *name = MemoryTextArg(fcinfo, 0, "space");
+	text	   *model = MemoryTextArg(fcinfo, 1, "model");
+	text	   *query = MemoryTextArg(fcinfo, 2, "query");
 	int			k = recall_k(fcinfo, 3);
 	Datum		text_datum = PointerGetDatum(query);
 	Datum	   *emb;

@@ -7,6 +7,7 @@
 #   text), and a claim of a session that is gone is taken over;
 # - of several sessions claiming the same texts at once, each text goes to
 #   exactly one;
+# - spaces and the cache survive pg_dump and restore;
 # - without agentmem preloaded the cache works and cache_stats says how to
 #   enable its counters.
 use strict;
@@ -79,6 +80,24 @@ my %seen;
 $seen{$_}++ for @claimed;
 is(scalar(keys %seen), 40, 'each text went to exactly one session');
 $_->quit for @sessions;
+
+# ------------------------------------------------ dump and restore
+$node->safe_psql('postgres', q{
+	SELECT agentmem.create_space('kept', 2);
+	SELECT agentmem.remember('kept', ARRAY['a', 'b'], ARRAY['[1,0]', '[0,1]']::vector[]);});
+my $dump = "${PostgreSQL::Test::Utils::tmp_check}/agentmem_dump.sql";
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ], 'pg_dump of spaces and cache');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('restored'), '-f', $dump ],
+	'restore into another database');
+is($node->safe_psql('restored', q{
+	SELECT space || ':' || rows FROM agentmem.spaces;
+	SELECT string_agg(content, ',') FROM agentmem.recall('kept', '[1,0.1]', 2);
+	SELECT embedding FROM agentmem.cache_get('m', ARRAY['x']);
+	SELECT sum(entries) = (SELECT count(*) FROM agentmem.cache) FROM agentmem.cache_count;
+	SELECT agentmem.create_space('new', 2) IS NOT NULL;}),
+	"kept:2\na,b\n[1]\nt\nt",
+	'after a restore, spaces, their rows, the cache and its count are back, and new spaces can be made');
 
 $node->stop;
 

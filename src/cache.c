@@ -91,8 +91,8 @@ hash_key(pg_cryptohash_ctx *ctx, text *model, text *content, uint8 *out)
 }
 
 /* The 64-bit key that groups a model's entries and counters (never 0). */
-int64
-CacheModelKey(text *model)
+static int64
+model_key(text *model)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[CACHE_KEY_LEN];
@@ -125,7 +125,7 @@ batch_init(CacheBatch *b, text *model, Datum *texts, int n)
 	int			i;
 
 	b->model = check_model(model);
-	b->model_key = CacheModelKey(model);
+	b->model_key = model_key(model);
 	b->n = n;
 	b->texts = texts;
 	b->keys = palloc(sizeof(bytea *) * Max(n, 1));

@@ -63,7 +63,6 @@ extern void RecallInto(FunctionCallInfo fcinfo, const MemorySpace *space,
 /* cache.c */
 #define CACHE_KEY_LEN 32		/* SHA-256 */
 
-extern int64 CacheModelKey(text *model);
 extern Datum *CacheLookupTexts(text *model, Datum *texts, int n, bool **found,
 							   int *nmissing, int *first_missing);
 

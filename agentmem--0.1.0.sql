@@ -284,3 +284,415 @@ CREATE FUNCTION agentmem.hnsw_info(index regclass,
 	AS 'MODULE_PATHNAME', 'hnsw_info' LANGUAGE C STRICT VOLATILE;
 REVOKE ALL ON FUNCTION agentmem.hnsw_check(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentmem.hnsw_info(regclass) FROM PUBLIC;
+
+-- ================================================================ memory spaces and embedding cache
+--
+-- Issue 4; reference and examples in docs/memory.md.  A memory space is a
+-- row of agentmem.space_catalog naming an ordinary table, owned by the
+-- role that created the space, in schema agentmem_spaces.  Every function
+-- runs with the caller's rights: reading or changing a space needs the
+-- table privileges (GRANT SELECT, INSERT, DELETE ON <table> TO role);
+-- creating one needs CREATE on schema agentmem_spaces.  Space names are
+-- data: they are only compared, never spliced into SQL.
+
+GRANT USAGE ON SCHEMA agentmem TO PUBLIC;
+
+CREATE SCHEMA agentmem_spaces;
+COMMENT ON SCHEMA agentmem_spaces IS
+	'tables of agentmem memory spaces, one per space, owned by their creators';
+GRANT USAGE ON SCHEMA agentmem_spaces TO PUBLIC;
+
+CREATE SEQUENCE agentmem.space_id_seq;
+CREATE TABLE agentmem.space_catalog (
+	id bigint PRIMARY KEY DEFAULT nextval('agentmem.space_id_seq'),
+	name text NOT NULL CHECK (name <> ''),
+	table_schema name NOT NULL DEFAULT 'agentmem_spaces',
+	table_name name NOT NULL,
+	dims integer NOT NULL,
+	metric text NOT NULL CHECK (metric IN ('cosine', 'l2', 'ip')),
+	m integer NOT NULL,
+	ef_construction integer NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (table_schema, table_name)
+);
+-- names of any length: unique through their digest, compared in full
+CREATE UNIQUE INDEX space_catalog_name ON agentmem.space_catalog (md5(name));
+COMMENT ON TABLE agentmem.space_catalog IS 'memory spaces and their tables (read agentmem.spaces)';
+SELECT pg_catalog.pg_extension_config_dump('agentmem.space_catalog', '');
+SELECT pg_catalog.pg_extension_config_dump('agentmem.space_id_seq', '');
+
+-- Is the table schema.name there and owned by a role the caller acts as?
+CREATE FUNCTION agentmem._space_owned(table_schema name, table_name name) RETURNS boolean
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c
+	 WHERE c.oid = to_regclass(format('%I.%I', table_schema, table_name))
+$$;
+
+-- Everyone reads the catalog (as everyone reads pg_class); a role
+-- registers only a table it owns and unregisters only its own spaces (or
+-- those whose table is gone).
+ALTER TABLE agentmem.space_catalog ENABLE ROW LEVEL SECURITY;
+CREATE POLICY space_catalog_read ON agentmem.space_catalog FOR SELECT USING (true);
+CREATE POLICY space_catalog_register ON agentmem.space_catalog FOR INSERT
+	WITH CHECK (agentmem._space_owned(table_schema, table_name));
+CREATE POLICY space_catalog_unregister ON agentmem.space_catalog FOR DELETE
+	USING (coalesce(agentmem._space_owned(table_schema, table_name), true));
+GRANT SELECT, INSERT, DELETE ON agentmem.space_catalog TO PUBLIC;
+GRANT USAGE ON SEQUENCE agentmem.space_id_seq TO PUBLIC;
+
+CREATE FUNCTION agentmem._clip(name text) RETURNS text
+	LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT CASE WHEN length(name) > 64 THEN left(name, 61) || '...' ELSE name END
+$$;
+
+CREATE FUNCTION agentmem.create_space(space text, dims integer, metric text DEFAULT 'cosine',
+	m integer DEFAULT 16, ef_construction integer DEFAULT 64) RETURNS regclass
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_id bigint;
+	v_table text;
+	v_opclass text;
+BEGIN
+	IF space IS NULL OR dims IS NULL OR metric IS NULL OR m IS NULL OR ef_construction IS NULL THEN
+		RAISE EXCEPTION '% must not be NULL',
+			CASE WHEN space IS NULL THEN 'space' WHEN dims IS NULL THEN 'dims'
+				 WHEN metric IS NULL THEN 'metric' WHEN m IS NULL THEN 'm' ELSE 'ef_construction' END
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF space = '' THEN
+		RAISE EXCEPTION 'space name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	v_opclass := CASE metric WHEN 'cosine' THEN 'vector_cosine_ops'
+				 WHEN 'l2' THEN 'vector_l2_ops' WHEN 'ip' THEN 'vector_ip_ops' END;
+	IF v_opclass IS NULL THEN
+		RAISE EXCEPTION 'unknown metric "%"', agentmem._clip(metric)
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'The metric is cosine, l2 or ip.';
+	END IF;
+	IF dims NOT BETWEEN 1 AND 2000 THEN
+		RAISE EXCEPTION 'dims must be between 1 and 2000, not %', dims
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'The hnsw index handles up to 2000 dimensions.';
+	END IF;
+	IF m NOT BETWEEN 2 AND 100 THEN
+		RAISE EXCEPTION 'm must be between 2 and 100, not %', m USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF ef_construction NOT BETWEEN 4 AND 1000 THEN
+		RAISE EXCEPTION 'ef_construction must be between 4 and 1000, not %', ef_construction
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF EXISTS (SELECT 1 FROM agentmem.space_catalog c WHERE md5(c.name) = md5(space) AND c.name = space) THEN
+		RAISE EXCEPTION 'memory space "%" already exists', agentmem._clip(space)
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+
+	-- s<id>_<up to 40 lower-case letters, digits and _ of the name>
+	v_id := nextval('agentmem.space_id_seq');
+	v_table := 's' || v_id || coalesce('_' || nullif(btrim(left(
+		regexp_replace(lower(space), '[^a-z0-9_]+', '_', 'g'), 40), '_'), ''), '');
+	EXECUTE format('CREATE TABLE agentmem_spaces.%I ('
+		'id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
+		'content text NOT NULL, '
+		'embedding @extschema@.vector(%s) NOT NULL, '
+		'metadata jsonb NOT NULL DEFAULT ''{}'', '
+		'created_at timestamptz NOT NULL DEFAULT now())', v_table, dims);
+	EXECUTE format('CREATE INDEX %I ON agentmem_spaces.%I USING hnsw (embedding @extschema@.%I)'
+		' WITH (m = %s, ef_construction = %s)', v_table || '_embedding', v_table, v_opclass, m, ef_construction);
+	EXECUTE format('COMMENT ON TABLE agentmem_spaces.%I IS %L', v_table,
+		'agentmem memory space ' || agentmem._clip(space));
+	BEGIN
+		INSERT INTO agentmem.space_catalog (id, name, table_name, dims, metric, m, ef_construction)
+		VALUES (v_id, space, v_table, dims, metric, m, ef_construction);
+	EXCEPTION WHEN unique_violation THEN
+		RAISE EXCEPTION 'memory space "%" already exists', agentmem._clip(space)
+			USING ERRCODE = 'duplicate_object';
+	END;
+	RETURN format('agentmem_spaces.%I', v_table)::regclass;
+END
+$$;
+COMMENT ON FUNCTION agentmem.create_space(text, integer, text, integer, integer) IS
+	'create a memory space: a table in schema agentmem_spaces with an hnsw index; returns the table';
+
+CREATE FUNCTION agentmem.drop_space(space text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	v_owner oid;
+BEGIN
+	IF space IS NULL THEN
+		RAISE EXCEPTION 'space must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO r FROM agentmem.space_catalog c WHERE md5(c.name) = md5(space) AND c.name = space;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'memory space "%" does not exist', agentmem._clip(space)
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	SELECT c.relowner INTO v_owner FROM pg_class c
+	 WHERE c.oid = to_regclass(format('%I.%I', r.table_schema, r.table_name));
+	IF FOUND THEN
+		IF NOT pg_has_role(v_owner, 'USAGE') THEN
+			RAISE EXCEPTION 'must be owner of memory space "%"', agentmem._clip(space)
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = format('Its table %I.%I belongs to %I.', r.table_schema, r.table_name,
+									  pg_get_userbyid(v_owner));
+		END IF;
+		EXECUTE format('DROP TABLE %I.%I', r.table_schema, r.table_name);
+	END IF;
+	DELETE FROM agentmem.space_catalog WHERE id = r.id;
+END
+$$;
+COMMENT ON FUNCTION agentmem.drop_space(text) IS 'drop a memory space and its table';
+
+-- A space's table dropped directly (DROP TABLE, DROP OWNED) leaves the catalog too.
+CREATE FUNCTION agentmem._space_table_dropped() RETURNS event_trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF to_regclass('agentmem.space_catalog') IS NOT NULL THEN
+		DELETE FROM agentmem.space_catalog c USING pg_event_trigger_dropped_objects() o
+		 WHERE o.object_type = 'table' AND o.schema_name = c.table_schema
+		   AND o.object_name = c.table_name;
+	END IF;
+END
+$$;
+CREATE EVENT TRIGGER agentmem_space_table_dropped ON sql_drop
+	EXECUTE FUNCTION agentmem._space_table_dropped();
+
+-- Exact row count of a space's table, or NULL without SELECT on it.
+CREATE FUNCTION agentmem._space_rows(table_schema name, table_name name) RETURNS bigint
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t regclass := to_regclass(format('%I.%I', table_schema, table_name));
+	n bigint;
+BEGIN
+	IF t IS NULL OR NOT has_table_privilege(t, 'SELECT') THEN
+		RETURN NULL;
+	END IF;
+	EXECUTE format('SELECT count(*) FROM %I.%I', table_schema, table_name) INTO n;
+	RETURN n;
+END
+$$;
+
+CREATE VIEW agentmem.spaces AS
+SELECT c.name AS space,
+	   format('%I.%I', c.table_schema, c.table_name) AS table_name,
+	   c.dims, c.metric, c.m, c.ef_construction,
+	   agentmem._space_rows(c.table_schema, c.table_name) AS rows,
+	   pg_catalog.pg_get_userbyid(r.relowner) AS owner,
+	   c.created_at
+  FROM agentmem.space_catalog c
+  LEFT JOIN pg_catalog.pg_class r
+	ON r.oid = pg_catalog.to_regclass(format('%I.%I', c.table_schema, c.table_name));
+COMMENT ON VIEW agentmem.spaces IS
+	'memory spaces: settings, table, owner, and row count (NULL without SELECT on the table)';
+GRANT SELECT ON agentmem.spaces TO PUBLIC;
+
+CREATE FUNCTION agentmem.space_table(space text) RETURNS regclass
+	AS 'MODULE_PATHNAME', 'agentmem_space_table' LANGUAGE C STABLE;
+COMMENT ON FUNCTION agentmem.space_table(text) IS 'the table of a memory space';
+
+CREATE FUNCTION agentmem.remember(space text, contents text[], embeddings vector[],
+	metadata jsonb[] DEFAULT NULL) RETURNS SETOF bigint
+	AS 'MODULE_PATHNAME', 'agentmem_remember' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.remember(text, text[], vector[], jsonb[]) IS
+	'insert rows into a memory space in one statement, all or nothing; returns their ids in input order';
+
+CREATE FUNCTION agentmem.remember_texts(space text, model text, contents text[],
+	metadata jsonb[] DEFAULT NULL) RETURNS SETOF bigint
+	AS 'MODULE_PATHNAME', 'agentmem_remember_texts' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.remember_texts(text, text, text[], jsonb[]) IS
+	'remember, with every embedding taken from the embedding cache';
+
+CREATE FUNCTION agentmem.recall(space text, query vector, k integer DEFAULT 10, filter jsonb DEFAULT NULL)
+	RETURNS TABLE(id bigint, content text, metadata jsonb, distance double precision)
+	AS 'MODULE_PATHNAME', 'agentmem_recall' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.recall(text, vector, integer, jsonb) IS
+	'the k rows of a memory space nearest to query (whose metadata contains filter), nearest first';
+
+CREATE FUNCTION agentmem.recall_batch(space text, queries vector[], k integer DEFAULT 10,
+	filter jsonb DEFAULT NULL)
+	RETURNS TABLE(query_no integer, rank integer, id bigint, content text, metadata jsonb,
+				  distance double precision)
+	AS 'MODULE_PATHNAME', 'agentmem_recall_batch' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.recall_batch(text, vector[], integer, jsonb) IS
+	'recall for every query in one call; query_no is 1-based';
+
+CREATE FUNCTION agentmem.recall_text(space text, model text, query text, k integer DEFAULT 10,
+	filter jsonb DEFAULT NULL)
+	RETURNS TABLE(id bigint, content text, metadata jsonb, distance double precision)
+	AS 'MODULE_PATHNAME', 'agentmem_recall_text' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.recall_text(text, text, text, integer, jsonb) IS
+	'recall with the cached embedding of query';
+
+CREATE FUNCTION agentmem.forget(space text, ids bigint[]) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'agentmem_forget' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.forget(text, bigint[]) IS 'delete rows of a memory space; returns how many';
+
+-- ---------------------------------------------------------------- embedding cache
+--
+-- Not granted to PUBLIC: whoever may write the cache decides what others
+-- read from it.  GRANT SELECT ON agentmem.cache, agentmem.cache_claims to
+-- readers; SELECT, INSERT, UPDATE, DELETE ON agentmem.cache,
+-- agentmem.cache_models, agentmem.cache_claims to writers.
+
+CREATE TABLE agentmem.cache (
+	key bytea PRIMARY KEY CHECK (octet_length(key) = 32),	-- SHA-256(model, 0x00, text)
+	model_key bigint NOT NULL,
+	embedding vector NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	last_used timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX cache_last_used ON agentmem.cache (last_used);
+COMMENT ON TABLE agentmem.cache IS 'embedding cache: one row per (model, text), keyed by SHA-256';
+
+CREATE TABLE agentmem.cache_models (
+	model_key bigint PRIMARY KEY,	-- first 8 bytes of SHA-256(model)
+	model text NOT NULL
+);
+COMMENT ON TABLE agentmem.cache_models IS 'the model names of agentmem.cache';
+
+CREATE TABLE agentmem.cache_claims (
+	key bytea PRIMARY KEY,
+	model_key bigint NOT NULL,
+	claimer_pid integer NOT NULL,
+	claimed_at timestamptz NOT NULL,
+	expires_at timestamptz NOT NULL
+);
+COMMENT ON TABLE agentmem.cache_claims IS
+	'texts a session is embedding (agentmem.cache_claim); released by cache_put';
+
+SELECT pg_catalog.pg_extension_config_dump('agentmem.cache', '');
+SELECT pg_catalog.pg_extension_config_dump('agentmem.cache_models', '');
+
+-- The number of entries, kept by statement triggers in 16 rows so that
+-- concurrent puts seldom wait for each other; cache_put reads it to
+-- enforce agentmem.cache_max_entries without counting the table.
+CREATE TABLE agentmem.cache_count (
+	shard integer PRIMARY KEY,
+	entries bigint NOT NULL
+);
+INSERT INTO agentmem.cache_count SELECT g, 0 FROM generate_series(0, 15) g;
+GRANT SELECT ON agentmem.cache_count TO PUBLIC;
+
+CREATE FUNCTION agentmem._cache_count_insert() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	UPDATE agentmem.cache_count SET entries = entries + (SELECT count(*) FROM new_rows)
+	 WHERE shard = pg_backend_pid() % 16;
+	RETURN NULL;
+END
+$$;
+CREATE FUNCTION agentmem._cache_count_delete() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	UPDATE agentmem.cache_count SET entries = entries - (SELECT count(*) FROM old_rows)
+	 WHERE shard = pg_backend_pid() % 16;
+	RETURN NULL;
+END
+$$;
+CREATE FUNCTION agentmem._cache_count_truncate() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	UPDATE agentmem.cache_count SET entries = 0;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER cache_count_insert AFTER INSERT ON agentmem.cache
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+	EXECUTE FUNCTION agentmem._cache_count_insert();
+CREATE TRIGGER cache_count_delete AFTER DELETE ON agentmem.cache
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+	EXECUTE FUNCTION agentmem._cache_count_delete();
+CREATE TRIGGER cache_count_truncate AFTER TRUNCATE ON agentmem.cache
+	FOR EACH STATEMENT EXECUTE FUNCTION agentmem._cache_count_truncate();
+
+-- Count the entries again (cache_evict does, in case triggers were off).
+CREATE FUNCTION agentmem._cache_recount() RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		RETURN NULL;			-- an older snapshot would count wrong
+	END IF;
+	LOCK TABLE agentmem.cache_count IN EXCLUSIVE MODE;
+	SELECT count(*) INTO n FROM agentmem.cache;
+	UPDATE agentmem.cache_count SET entries = CASE WHEN shard = 0 THEN n ELSE 0 END;
+	RETURN n;
+END
+$$;
+
+CREATE FUNCTION agentmem._backend_alive(pid integer) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'agentmem_backend_alive' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION agentmem.cache_key(model text, content text) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'agentmem_cache_key' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmem.cache_key(text, text) IS
+	'the cache key of a text: SHA-256 over the model name, a 0x00 byte and the text';
+
+CREATE FUNCTION agentmem.cache_put(model text, texts text[], embeddings vector[]) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'agentmem_cache_put' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.cache_put(text, text[], vector[]) IS
+	'store embeddings of texts; returns how many entries are new';
+
+CREATE FUNCTION agentmem.cache_get(model text, texts text[])
+	RETURNS TABLE(ord integer, embedding vector)
+	AS 'MODULE_PATHNAME', 'agentmem_cache_get' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.cache_get(text, text[]) IS
+	'the cached embedding of every text, in order, NULL for a miss';
+
+CREATE FUNCTION agentmem.cache_misses(model text, texts text[])
+	RETURNS TABLE(ord integer, content text)
+	AS 'MODULE_PATHNAME', 'agentmem_cache_misses' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.cache_misses(text, text[]) IS
+	'each distinct uncached text once, at its first position';
+
+CREATE FUNCTION agentmem.cache_claim(model text, texts text[], lease interval DEFAULT '30 seconds')
+	RETURNS TABLE(ord integer, content text)
+	AS 'MODULE_PATHNAME', 'agentmem_cache_claim' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.cache_claim(text, text[], interval) IS
+	'the distinct uncached texts no other live session is embedding, claimed for lease';
+
+CREATE FUNCTION agentmem.cache_wait(model text, texts text[], timeout interval DEFAULT '10 seconds')
+	RETURNS TABLE(ord integer, embedding vector)
+	AS 'MODULE_PATHNAME', 'agentmem_cache_wait' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.cache_wait(text, text[], interval) IS
+	'wait (at most timeout) for texts others claimed to be stored; then like cache_get';
+
+CREATE FUNCTION agentmem.cache_evict(max_entries bigint DEFAULT NULL, older_than interval DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'agentmem_cache_evict' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmem.cache_evict(bigint, interval) IS
+	'evict entries unused for older_than, then the least recently used beyond max_entries';
+
+CREATE FUNCTION agentmem._cache_counters(OUT model_key bigint, OUT model text, OUT hits bigint,
+	OUT misses bigint, OUT puts bigint, OUT evictions bigint, OUT stats_reset timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'agentmem_cache_counters' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION agentmem.cache_stats_reset() RETURNS timestamptz
+	AS 'MODULE_PATHNAME', 'agentmem_cache_stats_reset' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION agentmem.cache_stats_reset() FROM PUBLIC;
+COMMENT ON FUNCTION agentmem.cache_stats_reset() IS
+	'reset the embedding cache counters of this database';
+
+CREATE VIEW agentmem.cache_stats AS
+WITH entries AS (
+	SELECT c.model_key, count(*) AS entries, sum(pg_catalog.pg_column_size(c.*))::bigint AS bytes
+	  FROM agentmem.cache c GROUP BY c.model_key
+), counters AS MATERIALIZED (
+	SELECT * FROM agentmem._cache_counters()
+)
+SELECT coalesce(m.model, k.model) AS model,
+	   coalesce(e.entries, 0) AS entries,
+	   coalesce(e.bytes, 0) AS bytes,
+	   coalesce(k.hits, 0) AS hits,
+	   coalesce(k.misses, 0) AS misses,
+	   CASE WHEN k.hits + k.misses > 0 THEN k.hits::float8 / (k.hits + k.misses) END AS hit_ratio,
+	   coalesce(k.puts, 0) AS puts,
+	   coalesce(k.evictions, 0) AS evictions,
+	   (SELECT d.stats_reset FROM counters d WHERE d.model_key = 0) AS stats_reset
+  FROM entries e
+  FULL JOIN (SELECT * FROM counters WHERE model_key <> 0) k ON k.model_key = e.model_key
+  LEFT JOIN agentmem.cache_models m ON m.model_key = coalesce(e.model_key, k.model_key);
+COMMENT ON VIEW agentmem.cache_stats IS
+	'embedding cache per model: entries, bytes, and hits, misses, puts, evictions since stats_reset';
+GRANT SELECT ON agentmem.cache_stats TO PUBLIC;

@@ -8,11 +8,12 @@
  * searched), then for each ef_search runs every
  * query once to warm the cache and once timed, with a prepared statement,
  * one client, and reports recall@10 against the exact ground truth, QPS,
- * p50 and p99 latency.  Optionally measures single-row inserts and VACUUM
- * after deleting 10% of the rows (with recall afterwards against the
- * ground truth minus the deleted rows), and then runs
- * agentmem.hnsw_check on the index if the function exists.  Connection
- * settings come from the usual PG* environment variables.
+ * p50 and p99 latency.  Optionally measures VACUUM after deleting 10% of
+ * the rows (with recall afterwards against the ground truth minus the
+ * deleted rows, then agentmem.hnsw_check on the index if the function
+ * exists), and single-row inserts (last, with vectors that are not
+ * queries, then deleted again).  Connection settings come from the usual
+ * PG* environment variables.
  *
  *	annbench --base F --queries F --gt F -n N --metric cosine|l2|ip
  *			 [--m 16] [--efc 64] [--ef 10,20,...] [--workers W[,W...]]
@@ -494,7 +495,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "annbench: --base, --queries and --gt are required\n");
 		return 2;
 	}
-	base = fvec_read(o.base, o.n, &nb, &dim);
+	base = fvec_read(o.base, o.n + (o.inserts > 0 ? o.inserts : 0), &nb, &dim);
 	queries = fvec_read(o.queries, 0, &nq, &qdim);
 	gt = gt_read(o.gt, &gtq, &gtk);
 	if ((int) nb < o.n || qdim != dim || gtq != nq)
@@ -532,12 +533,6 @@ main(int argc, char **argv)
 	}
 	print_results("search (1 client, prepared, warm cache)", res, o.nef);
 
-	if (o.inserts > 0)
-	{
-		sm.inserts_per_s = insert_rate(&o, queries, dim, (o.inserts < (int) nq ? o.inserts : (int) nq));
-		printf("single-row inserts (prepared, autocommit): %.0f rows/s\n", sm.inserts_per_s);
-		exec("DELETE FROM %s WHERE id >= 100000000", o.table);
-	}
 	if (o.vacuum)
 	{
 		bool	   *gone = calloc(o.n, sizeof(bool));
@@ -559,6 +554,28 @@ main(int argc, char **argv)
 		sm.check_problems = check_index(&o);
 		if (sm.check_problems >= 0)
 			printf("agentmem.hnsw_check after VACUUM: %ld problem(s)\n", sm.check_problems);
+	}
+
+	/*
+	 * Inserts come last and use base vectors after the first N (never the
+	 * queries, whose neighbourhoods they would otherwise reshape), or the
+	 * queries when the file has no more (N = all): nothing is measured
+	 * after them.
+	 */
+	if (o.inserts > 0)
+	{
+		int			count = o.inserts;
+		const float *src = base + (size_t) o.n * dim;
+
+		if ((int) nb < o.n + count)
+		{
+			src = queries;
+			count = count < (int) nq ? count : (int) nq;
+		}
+		sm.inserts_per_s = insert_rate(&o, src, dim, count);
+		printf("single-row inserts (prepared, autocommit): %.0f rows/s over %d rows\n",
+			   sm.inserts_per_s, count);
+		exec("DELETE FROM %s WHERE id >= 100000000", o.table);
 	}
 	if (o.json)
 		write_json(&o, res, o.nef, &sm, after, nafter);

@@ -62,6 +62,7 @@ cc -O2 -Wall -Wextra -Werror -o "$BENCH_BIN/fvec_dump" "$BENCH_DIR/fvec_dump.c" 
 	am_die "cannot compile fvec_dump"
 am_start_cluster "shared_buffers = 1GB" "maintenance_work_mem = 1GB"
 sql "CREATE EXTENSION agentmem"
+bench_init_sql
 say "agentmem $(sql "SELECT extversion FROM pg_extension WHERE extname = 'agentmem'") is installed (distance kernels: $(sql 'SELECT agentmem.distance_kernel()'))."
 
 # The "embedding model" of this demo: a table from word to GloVe vector.
@@ -70,6 +71,18 @@ sql "CREATE TABLE glove_model (id int PRIMARY KEY, word text UNIQUE NOT NULL, em
 "$BENCH_BIN/fvec_dump" --copy -n "$DEMO_N" "$BENCH_GLOVE/base.fvec" "$BENCH_GLOVE/base.words" |
 	psql -X -q -v ON_ERROR_STOP=1 -c "\\copy glove_model FROM STDIN"
 say "Table glove_model plays the embedding model: word -> vector, $(fmt_n "$DEMO_N") words."
+
+# query words that are among the loaded words (DEMO_N may be small)
+present=()
+for w in "${WORDS[@]}"; do
+	if [[ $(sql "SELECT count(*) FROM glove_model WHERE word = '${w//\'/\'\'}'") == 1 ]]; then
+		present+=("$w")
+	else
+		say "(query word '$w' is not among the first $DEMO_N words: left out)"
+	fi
+done
+((${#present[@]})) || am_die "none of the query words is among the first $DEMO_N words"
+WORDS=("${present[@]}")
 
 API=0
 if has_fn 'agentmem.remember(text,text[],vector[],jsonb[])' &&
@@ -161,7 +174,8 @@ if ((API)) && has_fn 'agentmem.recall_batch(text,vector[],integer,jsonb)'; then
 	say "agentmem.recall_batch takes an array of query vectors and answers them all at once;"
 	say "query_no says which query a row belongs to.  Same answers, one round trip."
 	show_sql "SELECT query_no, rank, content FROM agentmem.recall_batch('glove', \$vectors, 9);"
-	BATCH_SQL="WITH w AS (SELECT word, n FROM unnest($WORDS_SQL) WITH ORDINALITY u(word, n)),
+	BATCH_SQL="WITH w AS (SELECT word, n FROM unnest($WORDS_SQL) WITH ORDINALITY u(word, n)
+		              WHERE word IN (SELECT word FROM glove_model)),
 		r AS (SELECT * FROM agentmem.recall_batch('glove',
 			ARRAY(SELECT g.embedding FROM w JOIN glove_model g USING (word) ORDER BY w.n), 9))
 		SELECT w.word, string_agg(r.content, ', ' ORDER BY r.rank) FROM r JOIN w ON w.n = r.query_no
@@ -209,10 +223,14 @@ if has_fn 'agentmem.cache_misses(text,text[])' && has_fn 'agentmem.cache_put(tex
 	if has_fn 'agentmem.remember_texts(text,text,text[],jsonb[])'; then
 		say
 		say "remember_texts stores memories whose embeddings come from the cache: no vectors sent."
+		say "The whole cycle for 8 new notes: which are missing, embed and put those, remember."
 		NOTES="ARRAY['music','river','money','doctor','winter','computer','football','church']"
 		show_sql "SELECT agentmem.create_space('notes', 100);"
-		show_sql "SELECT * FROM agentmem.remember_texts('notes', '$MODEL', $NOTES);"
 		sql "SELECT agentmem.create_space('notes', 100)" >/dev/null
+		say "  misses among the notes: $(sql "SELECT count(*) FROM agentmem.cache_misses('$MODEL', $NOTES)")"
+		# shellcheck disable=SC2059
+		say "  stored: $(sql "$(printf "$PUT" "$NOTES")")"
+		show_sql "SELECT * FROM agentmem.remember_texts('notes', '$MODEL', $NOTES);"
 		say "  remembered $(sql "SELECT count(*) FROM agentmem.remember_texts('notes', '$MODEL', $NOTES)") notes"
 		if has_fn 'agentmem.recall_text(text,text,text,integer,jsonb)'; then
 			show_sql "SELECT content FROM agentmem.recall_text('notes', '$MODEL', 'song', 3);"

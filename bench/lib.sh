@@ -107,6 +107,17 @@ bench_start_cluster() {
 	bench_check_load
 	am_start_cluster "${BENCH_SETTINGS[@]}"
 	sql "CREATE EXTENSION IF NOT EXISTS agentmem" >/dev/null
+	bench_init_sql
+}
+
+# bench_init_sql: BENCH_INIT_SQL=file.sql is run once after CREATE
+# EXTENSION (e.g. extra settings, or a stand-in for an API that has not
+# landed yet, to exercise the scripts' API paths).
+bench_init_sql() {
+	if [[ -n ${BENCH_INIT_SQL:-} ]]; then
+		am_log "running $BENCH_INIT_SQL"
+		psql -X -q -v ON_ERROR_STOP=1 -f "$BENCH_INIT_SQL" >/dev/null
+	fi
 }
 
 # bench_check_load: warn when other processes keep the CPUs busy, since the

@@ -8,7 +8,7 @@
 #   latency_hist_<N>_<scenario>.png
 #                              agentmem.latency_histogram of each operation
 #                              recorded during a pgbench scenario
-#                              (hist_<N>_<scenario>_<op>.dat written by
+#                              (hist_<N>_<scenario>.<op>.dat written by
 #                              run_pgbench.sh when the statistics exist)
 #
 # Reads the JSON and .dat files of bench/run.sh; needs gnuplot and jq.
@@ -70,14 +70,14 @@ plot_recall_qps() {
 
 plot_histograms() {
 	local scenario files f plots stats out op unit k
-	for scenario in $(ls "$RESULTS"/hist_"$N"_*.dat 2>/dev/null | sed "s|.*/hist_${N}_||; s|_.*||" | sort -u); do
-		mapfile -t files < <(ls "$RESULTS"/hist_"${N}"_"${scenario}"_*.dat)
+	for scenario in $(ls "$RESULTS"/hist_"$N"_*.dat 2>/dev/null | sed "s|.*/hist_${N}_||; s|\..*||" | sort -u); do
+		mapfile -t files < <(ls "$RESULTS"/hist_"${N}"_"${scenario}".*.dat)
 		plots=() stats=() k=0
 		for f in "${files[@]}"; do
 			# skip empty histograms (header line only)
 			[[ $(grep -vc '^#' "$f") -gt 0 ]] || continue
 			k=$((k + 1))
-			op=$(basename "$f" .dat | sed "s/^hist_${N}_${scenario}_//; s/_/ /g")
+			op=$(basename "$f" .dat | sed "s/^hist_${N}_${scenario}\.//; s/_/ /g")
 			# each bucket a box from its lower to its upper bound, height
 			# the bucket's share of the operation's calls
 			stats+=("stats '$f' using 3 name 'H$k' nooutput")

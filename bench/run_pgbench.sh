@@ -223,7 +223,7 @@ show_connections() {
 }
 
 # The latency histogram of every operation that ran, for bench/plot.sh:
-# $RESULTS/hist_<N>_<scenario>_<operation>.dat, "lower upper count" rows,
+# $RESULTS/hist_<N>_<scenario>.<operation>.dat, "lower upper count" rows,
 # column names in a comment line.
 save_histograms() {
 	local scenario=$1 op file cols
@@ -239,7 +239,7 @@ save_histograms() {
 	if [[ -n $lo && -n $hi && -n $cnt ]]; then sel="$lo, $hi, $cnt"; else sel="*"; fi
 	while IFS= read -r op; do
 		[[ -n $op ]] || continue
-		file=$RESULTS/hist_${N}_${scenario}_$(printf '%s' "$op" | tr -c 'A-Za-z0-9_' '_').dat
+		file=$RESULTS/hist_${N}_$scenario.$(printf '%s' "$op" | tr -c 'A-Za-z0-9_' '_').dat
 		{
 			echo "# agentmem.latency_histogram('$op') after scenario $scenario; columns: $cols"
 			psql -X -Atq -F ' ' -c "SELECT $sel FROM agentmem.latency_histogram('$op')"
@@ -400,7 +400,7 @@ scenario_tracking() {
 		| group_by(.clients)[] | . as $g
 		| ($g | map(select(.variant | startswith("track=none"))) | map(.tps) | sort | .[length / 2 | floor]) as $none
 		| ($g | map(select(.variant | startswith("track=all"))) | map(.tps) | sort | .[length / 2 | floor]) as $all
-		| "tracking overhead, \($g[0].clients) client(s): median TPS with agentmem.track = none \($none | round), all \($all | round): \((1 - $all / $none) * 1000 | round / 10)% fewer"' "$JSONL" |
+		| "tracking overhead, \($g[0].clients) client(s): median TPS with agentmem.track = none \($none | round), all \($all | round): overhead \((1 - $all / $none) * 1000 | round / 10)% (budget 2%)"' "$JSONL" |
 		tee -a "$NOTES"
 	show_stats tracking
 }

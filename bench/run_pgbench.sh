@@ -107,7 +107,11 @@ setup_space() {
 			ARRAY(SELECT word FROM pgb_items WHERE id >= $lo AND id < least($lo + 1000, $PGB_SPACE_N) ORDER BY id),
 			ARRAY(SELECT embedding FROM pgb_items WHERE id >= $lo AND id < least($lo + 1000, $PGB_SPACE_N) ORDER BY id))" >/dev/null
 	done
-	am_log "space loaded in $(elapsed "$t0") s ($(awk -v n="$PGB_SPACE_N" -v t="$(elapsed "$t0")" 'BEGIN { printf "%.0f", n / t }') rows/s with batches of 1,000)"
+	local secs
+	secs=$(elapsed "$t0")
+	printf 'space pgb: %s rows stored through agentmem.remember, 1,000 per call, in %s s (%s rows/s)\n' \
+		"$PGB_SPACE_N" "$secs" "$(awk -v n="$PGB_SPACE_N" -v t="$secs" 'BEGIN { printf "%.0f", n / t }')" |
+		tee -a "$NOTES"
 	SPACE_READY=1
 }
 
@@ -120,7 +124,7 @@ FAILED_RUNS=0
 pgb_run() {
 	local scenario=$1 variant=$2 clients=$3
 	shift 3
-	local prefix=$LOGS/${scenario}_${variant}_c$clients
+	local prefix=$LOGS/$(printf '%s' "${scenario}_${variant}_c$clients" | tr -c 'A-Za-z0-9_.-' '_')
 	local tps failed stats n p50 p95 p99 mean max cycle cn c50 c95 c99 cmean cmax
 	rm -f "$prefix".*
 	if ! pgbench -n -T "$PGB_TIME" -c "$clients" -j "$clients" -l --log-prefix="$prefix" \

@@ -5,9 +5,8 @@
  * Loads the first N base vectors into a table (text COPY), builds an hnsw
  * index and times it (once per entry of --workers, e.g. "0,1" for a serial
  * build and then one with a parallel worker; the last index is kept and
- * searched), then for each ef_search runs every
- * query once to warm the cache and once timed, with a prepared statement,
- * one client, and reports recall@10 against the exact ground truth, QPS,
+ * searched), then for each ef_search runs every query once to warm the
+ * cache and once timed, with a prepared statement, one client, and reports recall@10 against the exact ground truth, QPS,
  * p50 and p99 latency.  Optionally measures VACUUM after deleting 10% of
  * the rows (with recall afterwards against the ground truth minus the
  * deleted rows, then agentmem.hnsw_check on the index if the function
@@ -16,12 +15,15 @@
  * PG* environment variables.
  *
  *	annbench --base F --queries F --gt F -n N --metric cosine|l2|ip
- *			 [--m 16] [--efc 64] [--ef 10,20,...] [--workers W[,W...]]
+ *			 [--m 16] [--efc 64] [--ef 10,20,...] [--ef-after 40,160]
+ *			 [--workers W[,W...]]
  *			 [--table items] [--reuse] [--inserts N] [--vacuum]
  *			 [--json out.json] [--label text]
  *
- * Times: "load" is COPY plus VACUUM ANALYZE; each build is the CREATE INDEX
- * alone.  The index size is taken right after the last build.
+ * --ef-after gives the ef_search values of the sweep after VACUUM (default:
+ * those of --ef).  Times: "load" is COPY plus VACUUM ANALYZE; each build is
+ * the CREATE INDEX alone.  The index size is taken right after the last
+ * build.
  */
 #include <getopt.h>
 #include <math.h>
@@ -42,6 +44,8 @@ typedef struct Options
 	const char *base, *queries, *gt, *metric, *table, *json, *label;
 	int			n, m, efc, inserts;
 	int			efs[MAX_EF], nef;
+	int			efs_after[MAX_EF], nef_after;	/* sweep after VACUUM */
+	bool		ef_after_set;
 	int			builds[MAX_BUILDS], nbuild;	/* worker counts, one per build */
 	bool		reuse, vacuum;
 } Options;
@@ -278,15 +282,17 @@ prepare(const Options *o)
 	PQclear(r);
 }
 
-static void
-parse_efs(Options *o, const char *s)
+/* Parse "10,20,40" into efs; returns the count. */
+static int
+parse_efs(int *efs, const char *s)
 {
 	char	   *copy = strdup(s);
+	int			n = 0;
 
-	o->nef = 0;
-	for (char *tok = strtok(copy, ","); tok && o->nef < MAX_EF; tok = strtok(NULL, ","))
-		o->efs[o->nef++] = atoi(tok);
+	for (char *tok = strtok(copy, ","); tok && n < MAX_EF; tok = strtok(NULL, ","))
+		efs[n++] = atoi(tok);
 	free(copy);
+	return n;
 }
 
 static void
@@ -446,6 +452,7 @@ main(int argc, char **argv)
 		{"efc", 1, 0, 'c'}, {"ef", 1, 0, 'e'}, {"workers", 1, 0, 'w'},
 		{"table", 1, 0, 't'}, {"reuse", 0, 0, 'r'}, {"inserts", 1, 0, 'i'},
 		{"vacuum", 0, 0, 'v'}, {"json", 1, 0, 'j'}, {"label", 1, 0, 'l'},
+		{"ef-after", 1, 0, 'a'},
 		{0, 0, 0, 0}
 	};
 	int			c;
@@ -465,7 +472,7 @@ main(int argc, char **argv)
 	double		t0;
 	int			nafter = 0;
 
-	parse_efs(&o, "10,20,40,80,160,320");
+	o.nef = parse_efs(o.efs, "10,20,40,80,160,320");
 	while ((c = getopt_long(argc, argv, "n:", longopts, NULL)) != -1)
 	{
 		switch (c)
@@ -477,7 +484,11 @@ main(int argc, char **argv)
 			case 'M': o.metric = optarg; break;
 			case 'm': o.m = atoi(optarg); break;
 			case 'c': o.efc = atoi(optarg); break;
-			case 'e': parse_efs(&o, optarg); break;
+			case 'e': o.nef = parse_efs(o.efs, optarg); break;
+			case 'a':
+				o.nef_after = parse_efs(o.efs_after, optarg);
+				o.ef_after_set = true;
+				break;
 			case 'w': parse_builds(&o, optarg); break;
 			case 't': o.table = optarg; break;
 			case 'r': o.reuse = true; break;
@@ -544,8 +555,13 @@ main(int argc, char **argv)
 		exec("VACUUM %s", o.table);
 		sm.vacuum_s = (now_ms() - t0) / 1000;
 		printf("VACUUM after deleting 10%%: %.1f s\n", sm.vacuum_s);
-		for (int i = 0; i < o.nef; i++)
-			after[nafter++] = measure(o.efs[i], qtext, nq, gt, gtk, gone);
+		if (!o.ef_after_set)
+		{
+			memcpy(o.efs_after, o.efs, sizeof(o.efs));
+			o.nef_after = o.nef;
+		}
+		for (int i = 0; i < o.nef_after; i++)
+			after[nafter++] = measure(o.efs_after[i], qtext, nq, gt, gtk, gone);
 		print_results("search after VACUUM (recall against the remaining rows)", after, nafter);
 	}
 	sm.index_mb_after_vacuum = index_mb(&o);

@@ -45,19 +45,25 @@ plot_recall_qps() {
 		say "no ann_${N}_*.json in $RESULTS: no recall/QPS plot"
 		return 0
 	fi
+	local colors=("#1f77b4" "#d62728" "#2ca02c" "#9467bd" "#ff7f0e" "#8c564b" "#e377c2" "#17becf") c
 	for f in "${files[@]}"; do
+		c=${colors[i % ${#colors[@]}]}
 		i=$((i + 1))
 		jq -r '.search[] | "\(.recall) \(.qps) \(.ef_search)"' "$f" >"$work/cfg$i.dat"
-		plots+=("'$work/cfg$i.dat' using 1:2 with linespoints lw 2 pt 7 title '$(jq -r '"agentmem, \(.metric) \(.m)/\(.ef_construction)"' "$f")'")
-		plots+=("'$work/cfg$i.dat' using 1:2:3 with labels offset 0,0.8 font ',8' tc lt $i notitle")
+		plots+=("'$work/cfg$i.dat' using 1:2 with linespoints lw 2 pt 7 lc rgb '$c' title '$(jq -r '"agentmem, \(.metric) \(.m)/\(.ef_construction)"' "$f")'")
+		plots+=("'$work/cfg$i.dat' using 1:2:3 with labels offset 0,0.8 font ',8' tc rgb '$c' notitle")
 	done
+	local sub=""
+	if [[ -s $RESULTS/env_$N.json ]]; then
+		sub=$(jq -r '"\\n\(.date), commit \(.commit), \(.cores) cores, load average \(.loadavg_at_start // "?") at the start"' "$RESULTS/env_$N.json")
+	fi
 	if reference >"$work/ref.dat"; then
 		plots+=("'$work/ref.dat' using 1:2 with linespoints dt 2 lw 2 pt 6 lc rgb 'gray40' title '$REF_TITLE'")
 	fi
 	gnuplot <<-EOF
 		set terminal pngcairo size 1000,650 font ',11' noenhanced
 		set output '$out'
-		set title "GloVe 100-d, $N base vectors, 1,000 queries: recall@10 against QPS (one client, labels: ef_search)"
+		set title "GloVe 100-d, $N base vectors, 1,000 queries: recall@10 against QPS (one client, labels: ef_search)$sub"
 		set xlabel 'recall@10'
 		set ylabel 'queries per second (log scale)'
 		set logscale y

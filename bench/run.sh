@@ -16,7 +16,8 @@
 #
 # Knobs (environment or make variables):
 #   N=20000            another base size (ground truth computed and cached)
-#   CONFIGS="metric:m:efc:ef,ef,... ..."   replace the matrix
+#   CONFIGS="metric:m:efc:ef,ef,...[:ef_after,...] ..."   replace the matrix
+#                      (ef_after: the sweep after VACUUM; default the same)
 #   WORKERS=0,1        max_parallel_maintenance_workers of each build
 #   INSERTS=1000       single-row inserts timed per configuration
 #   SKIP_ANN=1 SKIP_PGBENCH=1 SKIP_PLOTS=1 BENCH_FSYNC=off KEEP=1
@@ -35,14 +36,16 @@ RESULTS=${RESULTS:-$AM_SRC/bench/results}
 
 # The default matrix fits the 20-minute budget on 2 cores: the full
 # ef_search sweep for both cosine configurations (the reference figures in
-# the hnsw issue are cosine), four points for L2.  FULL=1 sweeps everything
-# and adds ef_search 640 to cosine 16/200, as in the reference.
+# the hnsw issue are cosine), four points for L2; after VACUUM, four points
+# for cosine and two for L2.  FULL=1 sweeps everything, before and after
+# VACUUM, and adds ef_search 640 to cosine 16/200, as in the reference.
 EF_FULL=10,20,40,80,160,320,400
 if [[ -z ${CONFIGS:-} ]]; then
 	if [[ $FULL == 1 ]]; then
 		CONFIGS="cosine:16:64:$EF_FULL cosine:16:200:$EF_FULL,640 l2:16:64:$EF_FULL l2:16:200:$EF_FULL"
 	else
-		CONFIGS="cosine:16:64:$EF_FULL cosine:16:200:$EF_FULL l2:16:64:10,40,160,400 l2:16:200:10,40,160,400"
+		CONFIGS="cosine:16:64:$EF_FULL:10,40,160,400 cosine:16:200:$EF_FULL:10,40,160,400"
+		CONFIGS+=" l2:16:64:10,40,160,400:40,160 l2:16:200:10,40,160,400:40,160"
 	fi
 fi
 
@@ -79,17 +82,18 @@ ann_json() {	# metric m efc
 }
 
 run_ann() {
-	local spec metric m efc efs json t0
+	local spec metric m efc efs efs_after json t0
 	for spec in $CONFIGS; do
-		IFS=: read -r metric m efc efs <<<"$spec"
+		IFS=: read -r metric m efc efs efs_after <<<"$spec"
+		efs_after=${efs_after:-$efs}
 		json=$(ann_json "$metric" "$m" "$efc")
 		echo
-		am_log "ANN: $N base vectors, $metric, m=$m, ef_construction=$efc, ef_search $efs"
+		am_log "ANN: $N base vectors, $metric, m=$m, ef_construction=$efc, ef_search $efs (after VACUUM: $efs_after)"
 		t0=$(now_s)
 		"$BENCH_BIN/annbench" --base "$BENCH_GLOVE/base.fvec" \
 			--queries "$BENCH_GLOVE/queries.fvec" \
 			--gt "$BENCH_GLOVE/gt_${metric}_$N.i32" -n "$N" --metric "$metric" \
-			--m "$m" --efc "$efc" --ef "$efs" --workers "$WORKERS" \
+			--m "$m" --efc "$efc" --ef "$efs" --ef-after "$efs_after" --workers "$WORKERS" \
 			--inserts "$INSERTS" --vacuum --table ann_items \
 			--label "$metric m=$m efc=$efc" --json "$json.tmp" \
 			2>"$RESULTS/logs/ann_${N}_${metric}_m${m}_efc$efc.log" ||
@@ -161,5 +165,11 @@ if [[ ${SKIP_PLOTS:-0} != 1 ]]; then
 	bash "$AM_SRC/bench/plot.sh" "$RESULTS" "$N"
 fi
 
+TOTAL_S=$(elapsed "$T_START")
+printf '\nWhole run: %s s (load average at the start %s, at the end %s).\n' "$TOTAL_S" \
+	"${BENCH_LOADAVG:-?}" "$(cut -d' ' -f1 /proc/loadavg)" >>"$SUMMARY"
+jq --argjson s "$TOTAL_S" --arg l "$(cut -d' ' -f1 /proc/loadavg)" \
+	'. + {total_s: $s, loadavg_at_end: $l}' "$RESULTS/env_$N.json" >"$RESULTS/env_$N.json.tmp" &&
+	mv "$RESULTS/env_$N.json.tmp" "$RESULTS/env_$N.json"
 echo
-am_log "results in $RESULTS (summary: $(basename "$SUMMARY")); whole run took $(elapsed "$T_START") s"
+am_log "results in $RESULTS (summary: $(basename "$SUMMARY")); whole run took $TOTAL_S s"

@@ -25,11 +25,11 @@ source "$AM_SRC/bench/lib.sh"
 DEMO_N=${DEMO_N:-100000}
 BATCH=1000
 SESSIONS=${DEMO_SESSIONS:-$(nproc)}
-WORDS=(${DEMO_WORDS:-king paris python coffee einstein jazz ocean database})
+read -r -a WORDS <<<"${DEMO_WORDS:-king paris python coffee einstein jazz ocean database}"
 MODEL=glove-6B-100d
 T_DEMO=$(now_s)
 
-if [[ -t 1 ]]; then B=$'\e[1m' D=$'\e[2m' R=$'\e[0m'; else B= D= R=; fi
+if [[ -t 1 ]]; then B=$'\e[1m' D=$'\e[2m' R=$'\e[0m'; else B='' D='' R=''; fi
 title() { printf '\n%s== %s%s\n' "$B" "$*" "$R"; }
 say() { printf '%s\n' "$*"; }
 show_sql() { printf '%s  %s%s\n' "$D" "$*" "$R"; }
@@ -269,7 +269,8 @@ fi
 
 title "Done in $(elapsed "$T_DEMO") s"
 if [[ ${KEEP:-0} == 1 ]]; then
-	AM_STARTED=0	# leave the cluster running
+	AM_STARTED=0	# leave the cluster running (read by am_cleanup)
+	export AM_STARTED
 	say "The cluster keeps running.  Connect with:"
 	say "  psql -h $AM_SOCK -p $AM_PORT -U postgres postgres"
 	if ((API)); then

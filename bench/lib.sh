@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh: shared by bench/run.sh, bench/run_pgbench.sh and bench/demo.sh.
 # Source it after test/cluster.sh.  Defines bench_* helpers:
 #   bench_packages [extra PKG:CHECK ...]   what the benchmarks need

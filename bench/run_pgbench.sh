@@ -39,7 +39,8 @@ SCRIPTS=$AM_SRC/bench/pgbench
 if [[ ${BENCH_REUSE_CLUSTER:-0} == 1 ]]; then
 	# called by run.sh: its cluster (PG* variables), tools and work area
 	export PATH="$AM_PGBIN:$PATH"
-	AM_STARTED=0
+	AM_STARTED=0	# the cluster is run.sh's: never stop it here
+	export AM_STARTED
 else
 	bench_packages jq:jq pgbouncer:/usr/sbin/pgbouncer
 	bench_data "$N"
@@ -124,8 +125,9 @@ FAILED_RUNS=0
 pgb_run() {
 	local scenario=$1 variant=$2 clients=$3
 	shift 3
-	local prefix=$LOGS/$(printf '%s' "${scenario}_${variant}_c$clients" | tr -c 'A-Za-z0-9_.-' '_')
-	local tps failed stats n p50 p95 p99 mean max cycle cn c50 c95 c99 cmean cmax
+	local prefix
+	prefix=$LOGS/$(printf '%s' "${scenario}_${variant}_c$clients" | tr -c 'A-Za-z0-9_.-' '_')
+	local tps failed stats n p50 p95 p99 mean max cycle cn c50 c95 c99
 	rm -f "$prefix".*
 	if ! pgbench -n -T "$PGB_TIME" -c "$clients" -j "$clients" -l --log-prefix="$prefix" \
 		"$@" >"$prefix.out" 2>&1; then
@@ -145,7 +147,7 @@ pgb_run() {
 	cycle=$(for f in "$prefix".[0-9]*; do
 		awk '$3 ~ /^[0-9]+$/ { t = $5 * 1000000 + $6; if ($1 in last) print t - last[$1]; last[$1] = t }' "$f"
 	done | sort -n | awk -f "$SCRIPTS/percentiles.awk")
-	read -r cn c50 c95 c99 cmean cmax <<<"$cycle"
+	read -r cn c50 c95 c99 _ <<<"$cycle"
 	[[ $cn == 0 ]] && c50=null c95=null c99=null
 	if [[ $n == 0 ]]; then
 		echo "FAILED: pgbench $scenario / $variant, $clients clients: no transaction in the log"
@@ -330,7 +332,7 @@ scenario_inserts() {
 }
 
 start_bouncer() {
-	local dir=$AM_TMP/pgbouncer i
+	local dir=$AM_TMP/pgbouncer _try
 	BOUNCER_PORT=$(am_free_port)
 	mkdir -p "$dir"
 	cat >"$dir/pgbouncer.ini" <<-EOF
@@ -350,7 +352,7 @@ start_bouncer() {
 	[[ $(id -u) -eq 0 ]] && chown -R nobody "$dir"
 	am_as_server_user pgbouncer -d "$dir/pgbouncer.ini" ||
 		{ cat "$dir/pgbouncer.log" 2>/dev/null; am_die "pgbouncer did not start"; }
-	for i in $(seq 50); do
+	for _try in $(seq 50); do
 		[[ -s $dir/pgbouncer.pid ]] && BOUNCER_PID=$(cat "$dir/pgbouncer.pid")
 		psql -X -h 127.0.0.1 -p "$BOUNCER_PORT" -Atqc "SELECT 1" >/dev/null 2>&1 && break
 		sleep 0.1
@@ -388,7 +390,7 @@ scenario_tracking() {
 	if [[ -z $(sql "SELECT current_setting('agentmem.track', true)") ]]; then
 		skip "setting agentmem.track" "statistics, issue 5: scenario 5 skipped"; return 0
 	fi
-	local c r track tps_none tps_all
+	local c r track
 	stats_reset
 	table_head
 	for c in $PGB_CLIENTS; do

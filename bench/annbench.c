@@ -2,19 +2,28 @@
  * annbench.c
  *		Approximate nearest-neighbour benchmark over a PostgreSQL connection.
  *
- * Loads the first N base vectors into a table (binary-free text COPY),
- * builds an hnsw index and times it, then for each ef_search runs every
- * query once to warm the cache and once timed, with a prepared statement,
- * one client, and reports recall@10 against the exact ground truth, QPS,
- * p50 and p99 latency.  Optionally measures single-row inserts and VACUUM
- * after deleting 10% of the rows (with recall afterwards against the
- * ground truth minus the deleted rows).  Connection settings come from the
- * usual PG* environment variables.
+ * Loads the first N base vectors into a table (text COPY), builds an hnsw
+ * index and times it (once per entry of --workers, e.g. "0,1" for a serial
+ * build and then one with a parallel worker; the last index is kept and
+ * searched), then for each ef_search runs every query once to warm the
+ * cache and once timed, with a prepared statement, one client, and reports recall@10 against the exact ground truth, QPS,
+ * p50 and p99 latency.  Optionally measures VACUUM after deleting 10% of
+ * the rows (with recall afterwards against the ground truth minus the
+ * deleted rows, then agentmem.hnsw_check on the index if the function
+ * exists), and single-row inserts (last, with vectors that are not
+ * queries, then deleted again).  Connection settings come from the usual
+ * PG* environment variables.
  *
  *	annbench --base F --queries F --gt F -n N --metric cosine|l2|ip
- *			 [--m 16] [--efc 64] [--ef 10,20,...] [--workers W]
+ *			 [--m 16] [--efc 64] [--ef 10,20,...] [--ef-after 40,160]
+ *			 [--workers W[,W...]]
  *			 [--table items] [--reuse] [--inserts N] [--vacuum]
  *			 [--json out.json] [--label text]
+ *
+ * --ef-after gives the ef_search values of the sweep after VACUUM (default:
+ * those of --ef).  Times: "load" is COPY plus VACUUM ANALYZE; each build is
+ * the CREATE INDEX alone.  The index size is taken right after the last
+ * build.
  */
 #include <getopt.h>
 #include <math.h>
@@ -28,12 +37,16 @@
 
 #define K 10
 #define MAX_EF 32
+#define MAX_BUILDS 4
 
 typedef struct Options
 {
 	const char *base, *queries, *gt, *metric, *table, *json, *label;
-	int			n, m, efc, workers, inserts;
+	int			n, m, efc, inserts;
 	int			efs[MAX_EF], nef;
+	int			efs_after[MAX_EF], nef_after;	/* sweep after VACUUM */
+	bool		ef_after_set;
+	int			builds[MAX_BUILDS], nbuild;	/* worker counts, one per build */
 	bool		reuse, vacuum;
 } Options;
 
@@ -116,8 +129,6 @@ op(const char *metric)
 static void
 load(const Options *o, const float *base, int dim)
 {
-	double		t0;
-
 	exec("DROP TABLE IF EXISTS %s", o->table);
 	exec("CREATE TABLE %s (id bigint PRIMARY KEY, embedding vector(%d))", o->table, dim);
 	PQclear(run("BEGIN"));
@@ -153,13 +164,25 @@ load(const Options *o, const float *base, int dim)
 	PQclear(run("COMMIT"));
 	exec("VACUUM ANALYZE %s", o->table);
 	fprintf(stderr, "loaded %d rows\n", o->n);
+}
 
-	exec("SET max_parallel_maintenance_workers = %d", o->workers);
+/* Build the index with the given max_parallel_maintenance_workers; seconds. */
+static double
+build(const Options *o, int workers)
+{
+	double		t0,
+				s;
+
+	exec("DROP INDEX IF EXISTS %s_hnsw", o->table);
+	exec("SET max_parallel_maintenance_workers = %d", workers);
 	t0 = now_ms();
 	exec("CREATE INDEX %s_hnsw ON %s USING hnsw (embedding %s) WITH (m = %d, ef_construction = %d)",
 		 o->table, o->table, opclass(o->metric), o->m, o->efc);
-	printf("build: %.1f s (m=%d, ef_construction=%d, workers=%d)\n",
-		   (now_ms() - t0) / 1000, o->m, o->efc, o->workers);
+	s = (now_ms() - t0) / 1000;
+	printf("build: %.1f s (m=%d, ef_construction=%d, max_parallel_maintenance_workers=%d)\n",
+		   s, o->m, o->efc, workers);
+	fflush(stdout);
+	return s;
 }
 
 static int
@@ -259,33 +282,54 @@ prepare(const Options *o)
 	PQclear(r);
 }
 
+/* Parse "10,20,40" into efs; returns the count. */
+static int
+parse_efs(int *efs, const char *s)
+{
+	char	   *copy = strdup(s);
+	int			n = 0;
+
+	for (char *tok = strtok(copy, ","); tok && n < MAX_EF; tok = strtok(NULL, ","))
+		efs[n++] = atoi(tok);
+	free(copy);
+	return n;
+}
+
 static void
-parse_efs(Options *o, const char *s)
+parse_builds(Options *o, const char *s)
 {
 	char	   *copy = strdup(s);
 
-	o->nef = 0;
-	for (char *tok = strtok(copy, ","); tok && o->nef < MAX_EF; tok = strtok(NULL, ","))
-		o->efs[o->nef++] = atoi(tok);
+	o->nbuild = 0;
+	for (char *tok = strtok(copy, ","); tok && o->nbuild < MAX_BUILDS; tok = strtok(NULL, ","))
+		o->builds[o->nbuild++] = atoi(tok);
 	free(copy);
 }
 
 static double
 insert_rate(const Options *o, const float *vecs, int dim, int count)
 {
-	double		t0 = now_ms();
+	double		t0;
+	char		sql[256];
+	PGresult   *r;
 
+	snprintf(sql, sizeof(sql), "INSERT INTO %s (id, embedding) VALUES ($1, $2)", o->table);
+	r = PQprepare(conn, "ins", sql, 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+	{
+		fprintf(stderr, "annbench: prepare: %s", PQerrorMessage(conn));
+		exit(1);
+	}
+	PQclear(r);
+	t0 = now_ms();
 	for (int i = 0; i < count; i++)
 	{
 		char	   *v = vector_text(vecs + (size_t) i * dim, dim);
 		char		id[32];
 		const char *params[2] = {id, v};
-		PGresult   *r;
-		char		sql[256];
 
 		snprintf(id, sizeof(id), "%d", 100000000 + i);
-		snprintf(sql, sizeof(sql), "INSERT INTO %s (id, embedding) VALUES ($1, $2)", o->table);
-		r = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+		r = PQexecPrepared(conn, "ins", 2, params, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		{
 			fprintf(stderr, "annbench: insert: %s", PQerrorMessage(conn));
@@ -311,6 +355,35 @@ index_mb(const Options *o)
 	return mb;
 }
 
+/* Problems agentmem.hnsw_check reports for the index, or -1 if unavailable. */
+static long
+check_index(const Options *o)
+{
+	char		sql[256];
+	PGresult   *r;
+	long		problems;
+
+	r = run("SELECT to_regprocedure('agentmem.hnsw_check(regclass)') IS NOT NULL");
+	problems = strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? 0 : -1;
+	PQclear(r);
+	if (problems < 0)
+		return -1;
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM agentmem.hnsw_check('%s_hnsw')", o->table);
+	r = run(sql);
+	problems = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (problems > 0)
+	{
+		snprintf(sql, sizeof(sql), "SELECT kind, element, detail FROM agentmem.hnsw_check('%s_hnsw') LIMIT 5", o->table);
+		r = run(sql);
+		for (int i = 0; i < PQntuples(r); i++)
+			fprintf(stderr, "hnsw_check: %s %s %s\n", PQgetvalue(r, i, 0),
+					PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+		PQclear(r);
+	}
+	return problems;
+}
+
 static void
 print_results(const char *title, Result *res, int n)
 {
@@ -321,9 +394,20 @@ print_results(const char *title, Result *res, int n)
 	fflush(stdout);
 }
 
+typedef struct Summary
+{
+	double		load_s,
+				build_s[MAX_BUILDS],
+				index_mb,
+				index_mb_after_vacuum,
+				inserts_per_s,
+				vacuum_s;
+	long		check_problems;
+} Summary;
+
 static void
-write_json(const Options *o, Result *res, int n, double build_s, double mb,
-		   double ins, double vac_s, Result *after, int nafter)
+write_json(const Options *o, Result *res, int n, const Summary *sm,
+		   Result *after, int nafter)
 {
 	FILE	   *f = fopen(o->json, "w");
 
@@ -333,10 +417,15 @@ write_json(const Options *o, Result *res, int n, double build_s, double mb,
 		exit(1);
 	}
 	fprintf(f, "{\"label\": \"%s\", \"n\": %d, \"metric\": \"%s\", \"m\": %d, "
-			"\"ef_construction\": %d, \"workers\": %d, \"build_s\": %.2f, "
-			"\"index_mb\": %.1f, \"insert_rows_per_s\": %.1f, \"vacuum_s\": %.2f,\n \"search\": [",
-			o->label ? o->label : "", o->n, o->metric, o->m, o->efc, o->workers,
-			build_s, mb, ins, vac_s);
+			"\"ef_construction\": %d, \"load_s\": %.2f,\n \"builds\": [",
+			o->label ? o->label : "", o->n, o->metric, o->m, o->efc, sm->load_s);
+	for (int i = 0; i < o->nbuild && !o->reuse; i++)
+		fprintf(f, "%s{\"workers\": %d, \"build_s\": %.2f}", i ? ", " : "",
+				o->builds[i], sm->build_s[i]);
+	fprintf(f, "],\n \"index_mb\": %.1f, \"insert_rows_per_s\": %.1f, \"vacuum_s\": %.2f, "
+			"\"index_mb_after_vacuum\": %.1f, \"check_problems\": %ld,\n \"search\": [",
+			sm->index_mb, sm->inserts_per_s, sm->vacuum_s, sm->index_mb_after_vacuum,
+			sm->check_problems);
 	for (int i = 0; i < n; i++)
 		fprintf(f, "%s\n  {\"ef_search\": %d, \"recall\": %.4f, \"qps\": %.1f, "
 				"\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"mean_ms\": %.3f}",
@@ -344,8 +433,10 @@ write_json(const Options *o, Result *res, int n, double build_s, double mb,
 				res[i].p99, res[i].mean);
 	fprintf(f, "],\n \"after_vacuum\": [");
 	for (int i = 0; i < nafter; i++)
-		fprintf(f, "%s\n  {\"ef_search\": %d, \"recall\": %.4f, \"qps\": %.1f}",
-				i ? "," : "", after[i].ef, after[i].recall, after[i].qps);
+		fprintf(f, "%s\n  {\"ef_search\": %d, \"recall\": %.4f, \"qps\": %.1f, "
+				"\"p50_ms\": %.3f, \"p99_ms\": %.3f}",
+				i ? "," : "", after[i].ef, after[i].recall, after[i].qps,
+				after[i].p50, after[i].p99);
 	fprintf(f, "]}\n");
 	fclose(f);
 }
@@ -354,13 +445,14 @@ int
 main(int argc, char **argv)
 {
 	Options		o = {.metric = "cosine", .table = "items", .n = 100000, .m = 16,
-	.efc = 64, .workers = 0};
+	.efc = 64, .nbuild = 1};
 	static struct option longopts[] = {
 		{"base", 1, 0, 'b'}, {"queries", 1, 0, 'q'}, {"gt", 1, 0, 'g'},
 		{"n", 1, 0, 'n'}, {"metric", 1, 0, 'M'}, {"m", 1, 0, 'm'},
 		{"efc", 1, 0, 'c'}, {"ef", 1, 0, 'e'}, {"workers", 1, 0, 'w'},
 		{"table", 1, 0, 't'}, {"reuse", 0, 0, 'r'}, {"inserts", 1, 0, 'i'},
 		{"vacuum", 0, 0, 'v'}, {"json", 1, 0, 'j'}, {"label", 1, 0, 'l'},
+		{"ef-after", 1, 0, 'a'},
 		{0, 0, 0, 0}
 	};
 	int			c;
@@ -376,14 +468,12 @@ main(int argc, char **argv)
 	char	  **qtext;
 	Result		res[MAX_EF],
 				after[MAX_EF];
-	double		build_s = 0,
-				ins = 0,
-				vac_s = 0,
-				t0;
+	Summary		sm = {.check_problems = -1};
+	double		t0;
 	int			nafter = 0;
 
-	parse_efs(&o, "10,20,40,80,160,320");
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+	o.nef = parse_efs(o.efs, "10,20,40,80,160,320");
+	while ((c = getopt_long(argc, argv, "n:", longopts, NULL)) != -1)
 	{
 		switch (c)
 		{
@@ -394,8 +484,12 @@ main(int argc, char **argv)
 			case 'M': o.metric = optarg; break;
 			case 'm': o.m = atoi(optarg); break;
 			case 'c': o.efc = atoi(optarg); break;
-			case 'e': parse_efs(&o, optarg); break;
-			case 'w': o.workers = atoi(optarg); break;
+			case 'e': o.nef = parse_efs(o.efs, optarg); break;
+			case 'a':
+				o.nef_after = parse_efs(o.efs_after, optarg);
+				o.ef_after_set = true;
+				break;
+			case 'w': parse_builds(&o, optarg); break;
 			case 't': o.table = optarg; break;
 			case 'r': o.reuse = true; break;
 			case 'i': o.inserts = atoi(optarg); break;
@@ -412,7 +506,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "annbench: --base, --queries and --gt are required\n");
 		return 2;
 	}
-	base = fvec_read(o.base, o.n, &nb, &dim);
+	base = fvec_read(o.base, o.n + (o.inserts > 0 ? o.inserts : 0), &nb, &dim);
 	queries = fvec_read(o.queries, 0, &nq, &qdim);
 	gt = gt_read(o.gt, &gtq, &gtk);
 	if ((int) nb < o.n || qdim != dim || gtq != nq)
@@ -431,18 +525,17 @@ main(int argc, char **argv)
 	{
 		t0 = now_ms();
 		load(&o, base, dim);
-		build_s = (now_ms() - t0) / 1000;
-		{
-			PGresult   *r = run("SELECT 1");	/* build time printed by load() */
-
-			PQclear(r);
-		}
+		sm.load_s = (now_ms() - t0) / 1000;
+		printf("load: %.1f s (%d rows, COPY + VACUUM ANALYZE)\n", sm.load_s, o.n);
+		for (int i = 0; i < o.nbuild; i++)
+			sm.build_s[i] = build(&o, o.builds[i]);
 	}
 	qtext = malloc(sizeof(char *) * nq);
 	for (uint32_t i = 0; i < nq; i++)
 		qtext[i] = vector_text(queries + (size_t) i * dim, dim);
 	prepare(&o);
-	printf("index size: %.1f MB\n", index_mb(&o));
+	sm.index_mb = index_mb(&o);
+	printf("index size: %.1f MB\n", sm.index_mb);
 	for (int i = 0; i < o.nef; i++)
 	{
 		res[i] = measure(o.efs[i], qtext, nq, gt, gtk, NULL);
@@ -451,12 +544,6 @@ main(int argc, char **argv)
 	}
 	print_results("search (1 client, prepared, warm cache)", res, o.nef);
 
-	if (o.inserts > 0)
-	{
-		ins = insert_rate(&o, queries, dim, (o.inserts < (int) nq ? o.inserts : (int) nq));
-		printf("single-row inserts: %.0f rows/s\n", ins);
-		exec("DELETE FROM %s WHERE id >= 100000000", o.table);
-	}
 	if (o.vacuum)
 	{
 		bool	   *gone = calloc(o.n, sizeof(bool));
@@ -466,14 +553,48 @@ main(int argc, char **argv)
 		exec("DELETE FROM %s WHERE id %% 10 = 0", o.table);
 		t0 = now_ms();
 		exec("VACUUM %s", o.table);
-		vac_s = (now_ms() - t0) / 1000;
-		printf("VACUUM after deleting 10%%: %.1f s\n", vac_s);
-		for (int i = 0; i < o.nef; i++)
-			after[nafter++] = measure(o.efs[i], qtext, nq, gt, gtk, gone);
+		sm.vacuum_s = (now_ms() - t0) / 1000;
+		printf("VACUUM after deleting 10%%: %.1f s\n", sm.vacuum_s);
+		if (!o.ef_after_set)
+		{
+			memcpy(o.efs_after, o.efs, sizeof(o.efs));
+			o.nef_after = o.nef;
+		}
+		for (int i = 0; i < o.nef_after; i++)
+			after[nafter++] = measure(o.efs_after[i], qtext, nq, gt, gtk, gone);
 		print_results("search after VACUUM (recall against the remaining rows)", after, nafter);
 	}
+	sm.index_mb_after_vacuum = index_mb(&o);
+	if (o.vacuum)
+	{
+		sm.check_problems = check_index(&o);
+		if (sm.check_problems >= 0)
+			printf("agentmem.hnsw_check after VACUUM: %ld problem(s)\n", sm.check_problems);
+	}
+
+	/*
+	 * Inserts come last and use base vectors after the first N (never the
+	 * queries, whose neighbourhoods they would otherwise reshape), or the
+	 * queries when the file has no more (N = all): nothing is measured
+	 * after them.
+	 */
+	if (o.inserts > 0)
+	{
+		int			count = o.inserts;
+		const float *src = base + (size_t) o.n * dim;
+
+		if ((int) nb < o.n + count)
+		{
+			src = queries;
+			count = count < (int) nq ? count : (int) nq;
+		}
+		sm.inserts_per_s = insert_rate(&o, src, dim, count);
+		printf("single-row inserts (prepared, autocommit): %.0f rows/s over %d rows\n",
+			   sm.inserts_per_s, count);
+		exec("DELETE FROM %s WHERE id >= 100000000", o.table);
+	}
 	if (o.json)
-		write_json(&o, res, o.nef, build_s, index_mb(&o), ins, vac_s, after, nafter);
+		write_json(&o, res, o.nef, &sm, after, nafter);
 	PQfinish(conn);
 	return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "distance.h"
 #include "hnsw.h"
+#include "stats.h"
 
 PG_MODULE_MAGIC;
 
@@ -21,6 +22,7 @@ _PG_init(void)
 {
 	DistanceKernelsInit();
 	HnswInitSettings();
+	StatsInit();
 }
 
 Datum

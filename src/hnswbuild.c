@@ -25,6 +25,7 @@
 
 #include "hnsw.h"
 #include "hnswgraph.h"
+#include "stats.h"
 
 typedef struct BuildState
 {
@@ -215,7 +216,9 @@ hnswbuild(Relation heap, Relation index, IndexInfo *info)
 {
 	BuildState	bs;
 	IndexBuildResult *result;
+	AgentmemTimer timer;
 
+	AgentmemTimerStart(&timer);
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
 	init_build_state(&bs, heap, index);
@@ -240,6 +243,7 @@ hnswbuild(Relation heap, Relation index, IndexInfo *info)
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = bs.reltuples;
 	result->index_tuples = bs.indtuples;
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_HNSW_BUILD);
 	return result;
 }
 

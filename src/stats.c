@@ -276,7 +276,6 @@ stats_shmem_startup(void)
 	{
 		memset(stats_shared, 0, stats_memsize());
 		pg_atomic_init_u64(&stats_shared->generation, 1);
-		pg_atomic_init_u64(&stats_shared->reset_time, (uint64) GetCurrentTimestamp());
 		stats_shared->nslots = stats_nslots();
 		stats_shared->max_statements = stats_max_statements;
 		stats_shared->slot_size = stats_slot_size();

@@ -71,7 +71,6 @@ typedef struct StatsSlot
 typedef struct StatsShared
 {
 	pg_atomic_uint64 generation;	/* bumped by each reset */
-	pg_atomic_uint64 reset_time;	/* TimestampTz of the last reset */
 	int			nslots;
 	int			max_statements;
 	Size		slot_size;

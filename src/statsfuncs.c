@@ -175,7 +175,6 @@ Datum
 agentmem_latency_reset(PG_FUNCTION_ARGS)
 {
 	StatsRequireShared();
-	pg_atomic_write_u64(&stats_shared->reset_time, (uint64) GetCurrentTimestamp());
 	pg_atomic_fetch_add_u64(&stats_shared->generation, 1);
 	PG_RETURN_VOID();
 }
@@ -453,9 +452,7 @@ agentmem_connections(PG_FUNCTION_ARGS)
 				shorter = 0,
 				recent = 0;
 	int64		now = (int64) time(NULL);
-	TimestampTz reset;
-	double		window,
-				rate,
+	double		rate,
 				short_share,
 				xacts_p50;
 	Datum		values[8];
@@ -483,11 +480,7 @@ agentmem_connections(PG_FUNCTION_ARGS)
 				recent += copy->starts[s].count;
 	}
 
-	/* the window is the last minute, or less if the reset was more recent */
-	reset = (TimestampTz) pg_atomic_read_u64(&stats_shared->reset_time);
-	window = (double) (GetCurrentTimestamp() - reset) / USECS_PER_SEC;
-	window = Min(Max(window, 1.0), (double) CHURN_WINDOW_SECONDS);
-	rate = recent / window;
+	rate = (double) recent / CHURN_WINDOW_SECONDS;
 	short_share = ended ? (double) shorter / ended : 0.0;
 	xacts_p50 = xacts->count ? HistogramPercentile(xacts, 0.5) : 0.0;
 

@@ -18,7 +18,8 @@
  *	  latency per (userid, dbid, queryid), and N+1 detection.
  * A statement's latency is its execution time as pg_stat_statements counts
  * total_exec_time (ExecutorRun + ExecutorFinish; all of ProcessUtility for
- * utility statements), so the two can be joined on queryid.
+ * utility statements), so the two can be joined on queryid.  Statements
+ * that fail are not counted.
  *
  * N+1 detection counts the executions of each queryid within a group of
  * top-level statements of one session: a transaction block (explicit, or
@@ -35,7 +36,6 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "executor/executor.h"
-#include "executor/instrument.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/scansup.h"
@@ -112,6 +112,27 @@ static void *stats_scratch = NULL;	/* for StatTableRecord's evictions */
 
 /* nesting depth of executor and utility calls, as in pg_stat_statements */
 static int	stats_nesting = 0;
+
+/*
+ * Execution time of the top-level queries being run, by QueryDesc: the
+ * time inside ExecutorRun and ExecutorFinish, summed from ExecutorStart
+ * to ExecutorEnd.  Several top-level queries can be open at once (portals
+ * of the extended protocol), rarely more than one or two.  An entry of a
+ * query that failed is never ended: it is reused when its QueryDesc
+ * address comes back, or as the oldest entry.  (Timing here rather than
+ * through queryDesc->totaltime spares INSTRUMENT_ALL's buffer and WAL
+ * accounting, half the cost of tracking.)
+ */
+#define STATS_OPEN_QUERIES 8
+typedef struct StatsQueryTime
+{
+	QueryDesc  *queryDesc;		/* NULL: free */
+	uint64		seq;			/* order of registration */
+	instr_time	total;
+} StatsQueryTime;
+
+static StatsQueryTime stats_queries[STATS_OPEN_QUERIES];
+static uint64 stats_query_seq = 0;
 
 /* session tracking */
 static bool stats_session_tracked = false;
@@ -629,6 +650,39 @@ stats_statement_tracked(void)
 	return stats_track_statements && stats_nesting == 0 && !IsParallelWorker();
 }
 
+static inline StatsQueryTime *
+query_time_find(QueryDesc *queryDesc)
+{
+	int			i;
+
+	for (i = 0; i < STATS_OPEN_QUERIES; i++)
+		if (stats_queries[i].queryDesc == queryDesc)
+			return &stats_queries[i];
+	return NULL;
+}
+
+static void
+query_time_start(QueryDesc *queryDesc)
+{
+	StatsQueryTime *e = query_time_find(queryDesc);
+	int			i;
+
+	for (i = 0; e == NULL && i < STATS_OPEN_QUERIES; i++)
+		if (stats_queries[i].queryDesc == NULL)
+			e = &stats_queries[i];
+	if (e == NULL)
+	{
+		/* all taken: reuse the oldest, most likely a query that failed */
+		e = &stats_queries[0];
+		for (i = 1; i < STATS_OPEN_QUERIES; i++)
+			if (stats_queries[i].seq < e->seq)
+				e = &stats_queries[i];
+	}
+	e->queryDesc = queryDesc;
+	e->seq = ++stats_query_seq;
+	INSTR_TIME_SET_ZERO(e->total);
+}
+
 static void
 stats_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
@@ -636,29 +690,22 @@ stats_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
-
-	/*
-	 * Time ExecutorRun and ExecutorFinish through totaltime, as
-	 * pg_stat_statements and auto_explain do (and with the same options, so
-	 * whichever allocates it, the others get what they need).
-	 */
-	if (stats_statement_tracked() && queryDesc->totaltime == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
-
-		queryDesc->totaltime = InstrAlloc(1, INSTRUMENT_ALL, false);
-		MemoryContextSwitchTo(old);
-	}
+	if (stats_statement_tracked())
+		query_time_start(queryDesc);
 }
 
 static void
-stats_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-				  bool execute_once)
+run_nested(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+		   bool execute_once, bool finish)
 {
 	stats_nesting++;
 	PG_TRY();
 	{
-		if (prev_ExecutorRun)
+		if (finish && prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else if (finish)
+			standard_ExecutorFinish(queryDesc);
+		else if (prev_ExecutorRun)
 			prev_ExecutorRun(queryDesc, direction, count, execute_once);
 		else
 			standard_ExecutorRun(queryDesc, direction, count, execute_once);
@@ -672,34 +719,49 @@ stats_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	stats_nesting--;
 }
 
+/* ExecutorRun and ExecutorFinish: one level down, timed at the top. */
+static void
+run_timed(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+		  bool execute_once, bool finish)
+{
+	StatsQueryTime *e = stats_statement_tracked() ? query_time_find(queryDesc) : NULL;
+	instr_time	start,
+				end;
+
+	if (e == NULL)
+	{
+		run_nested(queryDesc, direction, count, execute_once, finish);
+		return;
+	}
+	INSTR_TIME_SET_CURRENT(start);
+	run_nested(queryDesc, direction, count, execute_once, finish);
+	INSTR_TIME_SET_CURRENT(end);
+	INSTR_TIME_ACCUM_DIFF(e->total, end, start);
+}
+
+static void
+stats_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				  bool execute_once)
+{
+	run_timed(queryDesc, direction, count, execute_once, false);
+}
+
 static void
 stats_ExecutorFinish(QueryDesc *queryDesc)
 {
-	stats_nesting++;
-	PG_TRY();
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_CATCH();
-	{
-		stats_nesting--;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	stats_nesting--;
+	run_timed(queryDesc, NoMovementScanDirection, 0, false, true);
 }
 
 static void
 stats_ExecutorEnd(QueryDesc *queryDesc)
 {
-	if (queryDesc->totaltime && stats_statement_tracked())
+	StatsQueryTime *e = stats_statement_tracked() ? query_time_find(queryDesc) : NULL;
+
+	if (e != NULL)
 	{
-		InstrEndLoop(queryDesc->totaltime);
+		e->queryDesc = NULL;
 		stats_statement_done(queryDesc->plannedstmt->queryId,
-							 stats_us(queryDesc->totaltime->total), queryDesc);
+							 stats_us(INSTR_TIME_GET_DOUBLE(e->total)), queryDesc);
 	}
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);

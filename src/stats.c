@@ -855,11 +855,11 @@ stats_session_end(int code, Datum arg)
 	slot = stats_begin_write();
 	if (slot == NULL)
 		return;
-	slot->sessions_ended++;
+	slot->sessions.ended++;
 	if (lifetime < USECS_PER_SEC)
-		slot->sessions_short++;
-	HistogramRecord(&slot->lifetime, (uint64) lifetime);
-	HistogramRecord(&slot->xacts, stats_session_xacts);
+		slot->sessions.ended_short++;
+	HistogramRecord(&slot->sessions.lifetime, (uint64) lifetime);
+	HistogramRecord(&slot->sessions.xacts, stats_session_xacts);
 	stats_end_write(slot);
 }
 
@@ -879,7 +879,7 @@ stats_client_authentication(struct Port *port, int status)
 		return;
 	{
 		int64		second = (int64) MyStartTime;
-		StatsStartCount *s = &slot->starts[second % STATS_START_SECONDS];
+		StatsStartCount *s = &slot->sessions.starts[second % STATS_START_SECONDS];
 
 		if (s->second != second)
 		{
@@ -887,7 +887,7 @@ stats_client_authentication(struct Port *port, int status)
 			s->count = 0;
 		}
 		s->count++;
-		slot->sessions_started++;
+		slot->sessions.started++;
 	}
 	stats_end_write(slot);
 

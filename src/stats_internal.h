@@ -48,21 +48,24 @@ typedef struct StatsStartCount
 	uint64		count;			/* sessions started in that second */
 } StatsStartCount;
 
+/* Connections: recorded at session start and end. */
+typedef struct StatsSessions
+{
+	uint64		started;
+	uint64		ended;
+	uint64		ended_short;	/* ended sessions that lasted < 1 s */
+	Histogram	lifetime;		/* session lifetime, us */
+	Histogram	xacts;			/* transactions per session */
+	StatsStartCount starts[STATS_START_SECONDS];	/* by second % size */
+} StatsSessions;
+
 typedef struct StatsSlot
 {
 	pg_atomic_uint32 changecount;	/* odd while the owner writes */
 	uint64		generation;		/* reset generation of the data below */
 
 	Histogram	ops[AGENTMEM_NUM_OPS];	/* latency, us */
-
-	/* connections: recorded at session start and end */
-	uint64		sessions_started;
-	uint64		sessions_ended;
-	uint64		sessions_short; /* ended sessions that lasted < 1 s */
-	Histogram	lifetime;		/* session lifetime, us */
-	Histogram	xacts;			/* transactions per session */
-	StatsStartCount starts[STATS_START_SECONDS];	/* by second % size */
-
+	StatsSessions sessions;
 	StatsN1Entry n1[STATS_N1_ENTRIES];
 
 	/* a StatTable follows at offsetof(StatsSlot) + MAXALIGN */

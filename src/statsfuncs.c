@@ -278,7 +278,6 @@ merge_statements(HTAB *merged, StatTable *t, bool all_stats, MergedStatement **m
 		StatEntry  *e = &entries[i];
 		MergedStatement *m;
 		bool		found;
-		Histogram	one;
 
 		map[i] = NULL;
 		if (!e->used || e->calls == 0 || !may_see_user(e->key.userid, all_stats))
@@ -286,17 +285,13 @@ merge_statements(HTAB *merged, StatTable *t, bool all_stats, MergedStatement **m
 		m = hash_search(merged, &e->key, HASH_ENTER, &found);
 		if (!found)
 			HistogramInit(&m->h);
-		/* header only: the buckets come from the cells below */
-		one.count = e->calls;
-		one.sum = e->sum;
-		one.min = e->min;
-		one.max = e->max;
-		if (m->h.count == 0 || one.min < m->h.min)
-			m->h.min = one.min;
-		if (m->h.count == 0 || one.max > m->h.max)
-			m->h.max = one.max;
-		m->h.count += one.count;
-		m->h.sum += one.sum;
+		/* count, sum, min and max here; the buckets come from the cells */
+		if (m->h.count == 0 || e->min < m->h.min)
+			m->h.min = e->min;
+		if (m->h.count == 0 || e->max > m->h.max)
+			m->h.max = e->max;
+		m->h.count += e->calls;
+		m->h.sum += e->sum;
 		map[i] = m;
 	}
 	for (i = 0; i < t->max_cells; i++)
@@ -444,7 +439,7 @@ Datum
 agentmem_connections(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	StatsSlot  *copy;
+	StatsSessions *copy;
 	Histogram  *lifetime,
 			   *xacts;
 	uint64		started = 0,
@@ -462,16 +457,16 @@ agentmem_connections(PG_FUNCTION_ARGS)
 
 	StatsRequireShared();
 	InitMaterializedSRF(fcinfo, 0);
-	copy = palloc(sizeof(StatsSlot));
+	copy = palloc(sizeof(StatsSessions));
 	lifetime = palloc0(sizeof(Histogram));
 	xacts = palloc0(sizeof(Histogram));
 	for (i = 0; i < stats_shared->nslots; i++)
 	{
-		if (!StatsCopySlot(i, 0, sizeof(StatsSlot), copy))
+		if (!StatsCopySlot(i, offsetof(StatsSlot, sessions), sizeof(StatsSessions), copy))
 			continue;
-		started += copy->sessions_started;
-		ended += copy->sessions_ended;
-		shorter += copy->sessions_short;
+		started += copy->started;
+		ended += copy->ended;
+		shorter += copy->ended_short;
 		HistogramMerge(lifetime, &copy->lifetime);
 		HistogramMerge(xacts, &copy->xacts);
 		for (s = 0; s < STATS_START_SECONDS; s++)

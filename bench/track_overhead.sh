@@ -9,8 +9,10 @@
 # not favour one setting.  The setting is changed with ALTER SYSTEM and a
 # reload; every pgbench run opens fresh connections, which pick it up.
 # Reports the median TPS per setting, and the loss against none as the
-# median of the per-round ratios (each round's runs are minutes apart at
-# most, so a neighbour's load shifts both sides of a ratio alike).
+# median of the per-round ratios.  Then, since load from other processes
+# moves sequential runs by more than the effect measured, it runs a
+# pgbench stream with agentmem.track = none and one with all at the same
+# time, $ROUNDS times, and reports the median ratio of their TPS.
 #
 # Wall-clock TPS on a small shared machine is noisy, so when valgrind is
 # installed the script also counts instructions, which do not depend on
@@ -80,6 +82,23 @@ for ((r = 0; r < ROUNDS; r++)); do
 	am_log "$line"
 done
 
+# Paired: two pgbench -S streams at once, one whose sessions run with
+# agentmem.track = none and one with all (set per session through
+# PGOPTIONS), so that both meet the same load from everything else on the
+# machine; the ratio of their TPS is the cost of tracking.
+set_track agentmem
+paired_ratios=""
+for ((r = 0; r < ROUNDS; r++)); do
+	PGOPTIONS='-c agentmem.track=none' pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_none" 2>&1 &
+	PGOPTIONS='-c agentmem.track=all' pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_all" 2>&1 &
+	wait
+	tn=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$AM_TMP/p_none")
+	ta=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$AM_TMP/p_all")
+	[[ -n $tn && -n $ta ]] || am_die "paired pgbench failed"
+	paired_ratios+="$(awk -v a="$ta" -v b="$tn" 'BEGIN {print a / b}') "
+	am_log "paired round $((r + 1)): none=$tn all=$ta"
+done
+
 # statements recorded in the last 'all' run, as a sanity check
 set_track all
 psql -X -q -c 'SELECT agentmem.latency_reset()' postgres >/dev/null
@@ -97,6 +116,9 @@ for mode in "${MODES[@]}"; do
 		"$mode" "$m" "$loss" "${tps[$mode]% }"
 done
 echo "a $DURATION s run under 'all' recorded $recorded statements"
+echo "paired (one stream each at once, $ROUNDS rounds): all vs none TPS ratio, median" \
+	"$(median "$paired_ratios"): loss $(awk -v r="$(median "$paired_ratios")" 'BEGIN {printf "%.2f", (1 - r) * 100}')%" \
+	"(ratios: ${paired_ratios% })"
 
 # ------------------------------------------------ instructions (callgrind)
 command -v valgrind >/dev/null || { echo "valgrind not installed: no instruction counts"; exit 0; }

@@ -22,10 +22,19 @@ PG_CFLAGS += -Werror
 endif
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
-PGXS := $(shell $(PG_CONFIG) --pgxs)
-include $(PGXS)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
+# On a fresh machine PGXS is not installed yet: `make test` and `make demo`
+# install it themselves, so they must work without it.
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
 $(OBJS): $(HEADERS)
+else
+all install installcheck:
+	@echo "PostgreSQL 15 server headers not found: run 'make test' (installs them as root)" >&2
+	@echo "or: sudo apt-get install -y postgresql-15 postgresql-server-dev-15" >&2
+	@exit 1
+endif
 
 .PHONY: test demo bench
 test:

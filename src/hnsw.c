@@ -129,6 +129,8 @@ hnswbuildphasename(int64 phase)
 			return "initializing";
 		case HNSW_PHASE_LOAD:
 			return "loading tuples";
+		case HNSW_PHASE_GRAPH:
+			return "building graph";
 		case HNSW_PHASE_WRITE:
 			return "writing index";
 		default:

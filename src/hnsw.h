@@ -63,7 +63,8 @@
 
 /* progress phases for pg_stat_progress_create_index */
 #define HNSW_PHASE_LOAD			2
-#define HNSW_PHASE_WRITE		3
+#define HNSW_PHASE_GRAPH		3
+#define HNSW_PHASE_WRITE		4
 
 typedef enum HnswIterativeScan
 {
@@ -293,6 +294,8 @@ extern int	HnswRandomLevel(int m);
 
 /* hnswutils.c */
 extern void HnswInitDistance(Relation index, HnswDistance *d);
+extern void HnswGetDistance(Relation index, HnswDistance *d);
+extern Buffer HnswReadBuffer(Relation index, BlockNumber blkno);
 extern bool HnswPrepareValue(const HnswDistance *d, Vector *v, float *out);
 extern void HnswInitPage(Page page);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);

@@ -233,15 +233,15 @@ check_links(CheckState *cs, CheckElement *e, ItemPointer etid)
 static void
 mark_reachable(CheckState *cs, uint64 entry)
 {
-	uint64	   *queue = palloc(sizeof(uint64) * Max(hash_get_num_entries(cs->elements), 1));
+	uint64	   *queue = palloc(sizeof(uint64) * (hash_get_num_entries(cs->elements) + 1));
 	int64		head = 0,
 				tail = 0;
 	CheckElement *e = hash_search(cs->elements, &entry, HASH_FIND, NULL);
 	int			m = cs->meta.m;
 
+	/* the entry counts as reached only through a link back to it */
 	if (e == NULL)
 		return;
-	e->reached = true;
 	queue[tail++] = entry;
 	while (head < tail)
 	{
@@ -371,7 +371,8 @@ run_check(CheckState *cs, Oid indexoid)
 	{
 		ItemPointerData etid;
 
-		if (e->deleted || e->reached || cs->meta.entry_blkno == InvalidBlockNumber)
+		if (e->deleted || e->reached || cs->meta.entry_blkno == InvalidBlockNumber ||
+			cs->live == 1)
 			continue;
 		HnswUnpackTid(e->tid, &etid);
 		cs->unreachable++;

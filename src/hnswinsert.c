@@ -184,51 +184,71 @@ build_tuples(int dim, int m, int level, const float *value, ItemPointer heaptid,
 	}
 }
 
+/* Register a page for change, initialising it if it was just added. */
+static Page
+register_page(GenericXLogState *state, Buffer buf, bool fresh)
+{
+	Page		page = GenericXLogRegisterBuffer(state, buf, fresh ? GENERIC_XLOG_FULL_IMAGE : 0);
+
+	if (fresh)
+		HnswInitPage(page);
+	return page;
+}
+
 /*
  * Write the element and its neighbour tuple in one WAL record, with the
- * metapage when the last page or the entry point changes.
+ * metapage when the last page or the entry point changes.  The two tuples
+ * share a page when they fit on one; a large vector (over ~1,900
+ * dimensions) gets a fresh page of its own.
  */
 static void
 place_element(Relation index, HnswElementTuple et, Size esize,
 			  HnswNeighborTuple nt, Size nsize, bool new_entry,
 			  ItemPointer result)
 {
+	Size		empty = BLCKSZ - SizeOfPageHeaderData -
+		MAXALIGN(sizeof(HnswPageOpaqueData)) - sizeof(ItemIdData);
+	Size		pair = MAXALIGN(esize) + MAXALIGN(nsize) + sizeof(ItemIdData);
+	bool		together = pair <= empty;
 	Buffer		metabuf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	Buffer		buf;
+	Buffer		nbuf,
+				ebuf;
 	bool		extended;
 	GenericXLogState *state;
-	Page		page;
+	Page		npage,
+				epage;
 	HnswMetaPage meta;
 	OffsetNumber noff,
 				eoff;
 
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-	buf = find_insert_page(index, metabuf, MAXALIGN(esize) + MAXALIGN(nsize) +
-						   sizeof(ItemIdData), &extended);
+	nbuf = find_insert_page(index, metabuf, together ? pair : MAXALIGN(nsize), &extended);
+	ebuf = together ? nbuf : HnswNewBuffer(index, MAIN_FORKNUM);
 	state = GenericXLogStart(index);
-	page = GenericXLogRegisterBuffer(state, buf, extended ? GENERIC_XLOG_FULL_IMAGE : 0);
-	if (extended)
-		HnswInitPage(page);
+	npage = register_page(state, nbuf, extended);
+	epage = together ? npage : register_page(state, ebuf, true);
 	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
 
-	noff = PageAddItem(page, (Item) nt, nsize, InvalidOffsetNumber, false, false);
-	ItemPointerSet(&et->neighbortid, BufferGetBlockNumber(buf), noff);
-	eoff = PageAddItem(page, (Item) et, esize, InvalidOffsetNumber, false, false);
+	noff = PageAddItem(npage, (Item) nt, nsize, InvalidOffsetNumber, false, false);
+	ItemPointerSet(&et->neighbortid, BufferGetBlockNumber(nbuf), noff);
+	eoff = PageAddItem(epage, (Item) et, esize, InvalidOffsetNumber, false, false);
 	if (noff == InvalidOffsetNumber || eoff == InvalidOffsetNumber)
 		elog(ERROR, "hnsw: failed to add element to page %u of index \"%s\"",
-			 BufferGetBlockNumber(buf), RelationGetRelationName(index));
-	ItemPointerSet(result, BufferGetBlockNumber(buf), eoff);
+			 BufferGetBlockNumber(ebuf), RelationGetRelationName(index));
+	ItemPointerSet(result, BufferGetBlockNumber(ebuf), eoff);
 
 	if (extended)
-		meta->insert_blkno = BufferGetBlockNumber(buf);
+		meta->insert_blkno = BufferGetBlockNumber(nbuf);
 	if (new_entry)
 	{
-		meta->entry_blkno = BufferGetBlockNumber(buf);
+		meta->entry_blkno = BufferGetBlockNumber(ebuf);
 		meta->entry_offno = eoff;
 		meta->entry_level = et->level;
 	}
 	GenericXLogFinish(state);
-	UnlockReleaseBuffer(buf);
+	if (!together)
+		UnlockReleaseBuffer(ebuf);
+	UnlockReleaseBuffer(nbuf);
 	UnlockReleaseBuffer(metabuf);
 }
 
@@ -311,7 +331,7 @@ write_layer(Relation index, ItemPointer ntid, int m, int layer,
  */
 static void
 link_back(Relation index, int dim, int m, const HnswDistance *dist,
-		  ItemPointer nbr, ItemPointer newtid, int layer)
+		  ItemPointer nbr, ItemPointer newtid, int layer, ItemPointer dropped)
 {
 	ItemPointerData ntid;
 	ItemPointerData current[HNSW_MAX_M * 2];
@@ -324,7 +344,9 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 				ncand = 0,
 				k;
 	Buffer		buf;
+	bool		new_chosen = false;
 
+	ItemPointerSetInvalid(dropped);
 	if (!load_vector(index, nbr, dim, base, &ntid, NULL))
 		return;
 	if (write_layer(index, &ntid, m, layer, NULL, NULL, newtid))
@@ -354,12 +376,95 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 	for (int i = 0; i < n; i++)
 	{
 		if (i < k)
+		{
 			HnswUnpackTid(cands[chosen[i]].id, &replace[i]);
+			new_chosen |= ItemPointerEquals(&replace[i], newtid);
+		}
 		else
 			ItemPointerSetInvalid(&replace[i]);
 	}
 	if (!write_layer(index, &ntid, m, layer, current, replace, NULL))
+	{
 		write_layer(index, &ntid, m, layer, NULL, NULL, newtid);
+		return;
+	}
+	/* report the live member the new element pushed out, if any */
+	for (int i = 0; new_chosen && i < ncand; i++)
+	{
+		bool		kept = false;
+
+		for (int j = 0; j < k && !kept; j++)
+			kept = chosen[j] == i;
+		if (!kept)
+		{
+			HnswUnpackTid(cands[i].id, dropped);
+			break;
+		}
+	}
+}
+
+/*
+ * The heuristic drops a link X from a neighbour's list when the new element
+ * q is nearer to X, on the premise that X stays reachable through q.  Make
+ * the premise true: link q to every X it displaced, replacing q's farthest
+ * links if need be.  Those were added a moment ago, so replacing them
+ * cannot strand anything, while dropping X could strand a whole cluster
+ * (an element's last incoming link).
+ */
+static void
+adopt_displaced(Relation index, int dim, int m, const HnswDistance *dist,
+				const float *qvec, ItemPointer qntid, int layer,
+				ItemPointerData *displaced, int ndisplaced)
+{
+	ItemPointerData current[HNSW_MAX_M * 2];
+	ItemPointerData next[HNSW_MAX_M * 2];
+	float		d[HNSW_MAX_M * 2];
+	bool		adopted[HNSW_MAX_M * 2] = {0};
+	float	   *vec = palloc(sizeof(float) * dim);
+	Buffer		buf;
+	int			n;
+
+	if (ndisplaced == 0)
+		return;
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(qntid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	n = read_layer(BufferGetPage(buf), ItemPointerGetOffsetNumber(qntid), m, layer, current);
+	UnlockReleaseBuffer(buf);
+	if (n <= 0)
+		return;
+	memcpy(next, current, sizeof(ItemPointerData) * n);
+	for (int i = 0; i < n; i++)
+	{
+		d[i] = -1;				/* free slot */
+		if (ItemPointerIsValid(&next[i]) && load_vector(index, &next[i], dim, vec, NULL, NULL))
+			d[i] = HnswDistanceCompute(dist, qvec, vec, dim);
+	}
+	for (int x = 0; x < ndisplaced; x++)
+	{
+		int			slot = -1;
+		bool		present = false;
+
+		for (int i = 0; i < n && !present; i++)
+			present = ItemPointerEquals(&next[i], &displaced[x]);
+		if (present || !load_vector(index, &displaced[x], dim, vec, NULL, NULL))
+			continue;
+		/* a free slot, else the farthest link not adopted here */
+		for (int i = 0; i < n; i++)
+		{
+			if (adopted[i])
+				continue;
+			if (slot < 0 || d[i] < 0 || (d[slot] >= 0 && d[i] > d[slot]))
+				slot = i;
+			if (d[slot] < 0)
+				break;
+		}
+		if (slot < 0)
+			break;
+		next[slot] = displaced[x];
+		d[slot] = HnswDistanceCompute(dist, qvec, vec, dim);
+		adopted[slot] = true;
+	}
+	write_layer(index, qntid, m, layer, current, next, NULL);
 }
 
 /* ---------- the insert ---------- */
@@ -457,9 +562,18 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 
 	for (int layer = 0; layer <= level; layer++)
 	{
+		ItemPointerData displaced[HNSW_MAX_M * 2];
+		int			ndisplaced = 0;
+
 		for (int i = 0; i < links[layer].n; i++)
+		{
 			link_back(index, meta.dimensions, meta.m, dist,
-					  &links[layer].tids[i], &newtid, layer);
+					  &links[layer].tids[i], &newtid, layer, &displaced[ndisplaced]);
+			if (ItemPointerIsValid(&displaced[ndisplaced]))
+				ndisplaced++;
+		}
+		adopt_displaced(index, meta.dimensions, meta.m, dist, value, &et->neighbortid,
+						layer, displaced, ndisplaced);
 	}
 	UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
 }
@@ -489,7 +603,7 @@ hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("expected %u dimensions, not %d", meta.dimensions, v->dim)));
-	HnswInitDistance(index, &dist);
+	HnswGetDistance(index, &dist);
 	value = palloc(sizeof(float) * v->dim);
 	if (HnswPrepareValue(&dist, v, value))
 		HnswInsertOnDisk(index, value, heap_tid, &dist, false);

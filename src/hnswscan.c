@@ -45,7 +45,7 @@ hnswbeginscan(Relation index, int nkeys, int norderbys)
 
 	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw scan",
 									ALLOCSET_DEFAULT_SIZES);
-	HnswInitDistance(index, &so->dist);
+	HnswGetDistance(index, &so->dist);
 	scan->opaque = so;
 	return scan;
 }
@@ -94,28 +94,42 @@ start_scan(IndexScanDesc scan)
 	HnswCandidate ep;
 	Vector	   *v;
 
-	if (scan->numberOfOrderBys != 1 || (scan->orderByData[0].sk_flags & SK_ISNULL))
+	if (scan->numberOfOrderBys != 1)
 		return false;
-	v = DatumGetVector(scan->orderByData[0].sk_argument);
 	HnswReadMeta(index, &meta);
-	if (v->dim != (int) meta.dimensions)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %u and %d", meta.dimensions, v->dim)));
 	if (meta.entry_blkno == InvalidBlockNumber)
 		return false;
-	so->query = palloc(sizeof(float) * v->dim);
-	if (!HnswPrepareValue(&so->dist, v, so->query))
-		return false;			/* zero query under cosine: no order exists */
+	so->query = palloc0(sizeof(float) * meta.dimensions);
 
-	HnswDiskGraphInit(&so->graph, index, so->query, v->dim, &so->dist);
+	/*
+	 * A NULL query, or a zero one under cosine, orders nothing: every
+	 * distance is NULL or NaN.  A sequential scan still returns the rows, in
+	 * no particular order, so the scan does too, searching with a zero
+	 * vector under which all elements tie.
+	 */
+	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
+	{
+		v = DatumGetVector(scan->orderByData[0].sk_argument);
+		if (v->dim != (int) meta.dimensions)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("different vector dimensions %u and %d", meta.dimensions, v->dim)));
+		if (!HnswPrepareValue(&so->dist, v, so->query))
+			memset(so->query, 0, sizeof(float) * meta.dimensions);
+	}
+
+	HnswDiskGraphInit(&so->graph, index, so->query, meta.dimensions, &so->dist);
 	ItemPointerSet(&entry, meta.entry_blkno, meta.entry_offno);
 	if (!HnswLoadCandidate(index, &entry, &so->graph.base, &ep))
 		return false;
-	if (meta.entry_level > 0)
-		ep = HnswGreedySearch(&so->graph.base, HnswVisitedCreate(256), ep, meta.entry_level, 0);
 	HnswSearchStateInit(&so->search, hnsw_ef_search,
 						hnsw_iterative_scan != HNSW_ITERATIVE_OFF, NULL);
+	if (meta.entry_level > 0)
+	{
+		ep = HnswGreedySearch(&so->graph.base, so->search.visited, ep,
+							  meta.entry_level, 0);
+		HnswVisitedReset(so->search.visited);
+	}
 	HnswSearchLayer(&so->graph.base, &so->search, &ep, 1, hnsw_ef_search, 0);
 	take_batch(so);
 	return true;

@@ -115,6 +115,72 @@ HnswPrepareValue(const HnswDistance *d, Vector *v, float *out)
 	return true;
 }
 
+/* ---------- per-backend cache of an open index ---------- */
+
+/*
+ * Kept in rd_amcache, so it goes away with any relcache invalidation: the
+ * distance kernel, and for every block the buffer it was last found in.
+ * ReadRecentBuffer() pins such a buffer without the buffer mapping table
+ * lookup that otherwise dominates a search's buffer accesses.
+ */
+typedef struct HnswCache
+{
+	bool		dist_valid;
+	HnswDistance dist;
+	BlockNumber nrecent;
+	Buffer	   *recent;
+} HnswCache;
+
+static HnswCache *
+hnsw_cache(Relation index)
+{
+	if (index->rd_amcache == NULL)
+		index->rd_amcache = MemoryContextAllocZero(index->rd_indexcxt, sizeof(HnswCache));
+	return (HnswCache *) index->rd_amcache;
+}
+
+/* The index's distance, looked up once per backend and relcache entry. */
+void
+HnswGetDistance(Relation index, HnswDistance *d)
+{
+	HnswCache  *c = hnsw_cache(index);
+
+	if (!c->dist_valid)
+	{
+		HnswInitDistance(index, &c->dist);
+		c->dist_valid = true;
+	}
+	*d = c->dist;
+}
+
+/* ReadBuffer for search paths: try the buffer the block was last seen in. */
+Buffer
+HnswReadBuffer(Relation index, BlockNumber blkno)
+{
+	HnswCache  *c = hnsw_cache(index);
+	Buffer		buf;
+
+	if (blkno < c->nrecent && BufferIsValid(c->recent[blkno]) &&
+		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blkno, c->recent[blkno]))
+		return c->recent[blkno];
+	buf = ReadBuffer(index, blkno);
+	if (blkno >= c->nrecent)
+	{
+		BlockNumber n = Max(Max(c->nrecent * 2, blkno + 1), 1024);
+
+		if (c->recent == NULL)
+			c->recent = MemoryContextAllocZero(index->rd_indexcxt, sizeof(Buffer) * n);
+		else
+		{
+			c->recent = repalloc(c->recent, sizeof(Buffer) * n);
+			memset(c->recent + c->nrecent, 0, sizeof(Buffer) * (n - c->nrecent));
+		}
+		c->nrecent = n;
+	}
+	c->recent[blkno] = buf;
+	return buf;
+}
+
 /* ---------- pages ---------- */
 
 void
@@ -149,7 +215,7 @@ check_meta(Relation index, HnswMetaPage meta)
 void
 HnswReadMeta(Relation index, HnswMetaPageData *meta)
 {
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	Buffer		buf = HnswReadBuffer(index, HNSW_METAPAGE_BLKNO);
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	*meta = *HnswPageGetMeta(BufferGetPage(buf));
@@ -188,7 +254,7 @@ read_neighbor_list(Relation index, int m, uint64 ref, int layer,
 	int			n = 0;
 
 	HnswUnpackTid(ref, &tid);
-	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&tid));
+	buf = HnswReadBuffer(index, ItemPointerGetBlockNumber(&tid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	if (ItemPointerGetOffsetNumber(&tid) <= PageGetMaxOffsetNumber(page))
@@ -211,10 +277,23 @@ read_neighbor_list(Relation index, int m, uint64 ref, int layer,
 	return n;
 }
 
-static int
-tid_block_cmp(const void *a, const void *b)
+/* Insertion sort by (block, offset): lists are short, qsort costs more. */
+static void
+sort_tids(ItemPointerData *tids, int n)
 {
-	return ItemPointerCompare((ItemPointer) a, (ItemPointer) b);
+	for (int i = 1; i < n; i++)
+	{
+		ItemPointerData t = tids[i];
+		uint64		key = HnswPackItemPointer(&t);
+		int			j = i;
+
+		while (j > 0 && HnswPackItemPointer(&tids[j - 1]) > key)
+		{
+			tids[j] = tids[j - 1];
+			j--;
+		}
+		tids[j] = t;
+	}
 }
 
 /* Fill a candidate from an element tuple; false if it is not one. */
@@ -245,7 +324,10 @@ element_candidate(const HnswGraph *g, Page page, OffsetNumber off,
 
 /*
  * Neighbours are grouped by page, so all distances on one page are computed
- * under a single pin and share lock.
+ * under a single pin and share lock.  All the pages are pinned first and
+ * the element tuples prefetched, so their cache misses overlap.  (Reading
+ * line pointers to prefetch without the content lock is only a hint: a
+ * stale one prefetches a useless line, never a wrong result.)
  */
 static void
 disk_expand(HnswGraph *g, const HnswCandidate *c, int layer,
@@ -254,24 +336,42 @@ disk_expand(HnswGraph *g, const HnswCandidate *c, int layer,
 	HnswDiskGraph *dg = (HnswDiskGraph *) g;
 	int			n = read_neighbor_list(dg->index, dg->m, c->ref, layer, dg->todo);
 	int			keep = 0;
+	int			ngroups = 0;
+	Buffer		bufs[HNSW_MAX_M * 2];
+	int			group_end[HNSW_MAX_M * 2];
+	int			lines = (g->dim * sizeof(float) + offsetof(HnswElementTupleData, x) + 63) / 64;
 
 	for (int i = 0; i < n; i++)
 	{
 		if (!HnswVisitedTestAndSet(visited, HnswPackItemPointer(&dg->todo[i])))
 			dg->todo[keep++] = dg->todo[i];
 	}
-	if (keep > 1)
-		qsort(dg->todo, keep, sizeof(ItemPointerData), tid_block_cmp);
+	sort_tids(dg->todo, keep);
 
-	for (int i = 0; i < keep;)
+	for (int i = 0; i < keep; i++)
 	{
 		BlockNumber blkno = ItemPointerGetBlockNumber(&dg->todo[i]);
-		Buffer		buf = ReadBuffer(dg->index, blkno);
 		Page		page;
+		ItemId		iid;
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		for (; i < keep && ItemPointerGetBlockNumber(&dg->todo[i]) == blkno; i++)
+		if (i == 0 || blkno != ItemPointerGetBlockNumber(&dg->todo[i - 1]))
+			bufs[ngroups++] = HnswReadBuffer(dg->index, blkno);
+		group_end[ngroups - 1] = i + 1;
+		page = BufferGetPage(bufs[ngroups - 1]);
+		if (ItemPointerGetOffsetNumber(&dg->todo[i]) > PageGetMaxOffsetNumber(page))
+			continue;
+		iid = PageGetItemId(page, ItemPointerGetOffsetNumber(&dg->todo[i]));
+		for (int l = 0; l < lines; l++)
+			__builtin_prefetch((char *) page + ItemIdGetOffset(iid) + 64 * l);
+	}
+
+	for (int grp = 0, i = 0; grp < ngroups; grp++)
+	{
+		Page		page = BufferGetPage(bufs[grp]);
+		BlockNumber blkno = BufferGetBlockNumber(bufs[grp]);
+
+		LockBuffer(bufs[grp], BUFFER_LOCK_SHARE);
+		for (; i < group_end[grp]; i++)
 		{
 			HnswCandidate nc;
 
@@ -279,7 +379,7 @@ disk_expand(HnswGraph *g, const HnswCandidate *c, int layer,
 								  blkno, &nc))
 				emit(arg, &nc);
 		}
-		UnlockReleaseBuffer(buf);
+		UnlockReleaseBuffer(bufs[grp]);
 	}
 }
 
@@ -307,7 +407,7 @@ bool
 HnswLoadCandidate(Relation index, ItemPointer tid, const HnswGraph *g,
 				  HnswCandidate *c)
 {
-	Buffer		buf = ReadBuffer(index, ItemPointerGetBlockNumber(tid));
+	Buffer		buf = HnswReadBuffer(index, ItemPointerGetBlockNumber(tid));
 	bool		ok;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);

@@ -12,8 +12,13 @@
  *	   selection heuristic, so the graph stays navigable after churn;
  *	3. remove the deleted elements' tuples, keeping line pointer numbers
  *	   stable, and tell the free space map so inserts reuse the space.
+ * Every VACUUM then makes sure each live element can be reached from the
+ * entry point (pruning can drop an element's last incoming link), linking
+ * any that cannot from a reachable neighbour.
  */
 #include "postgres.h"
+
+#include <float.h>
 
 #include "access/generic_xlog.h"
 #include "commands/vacuum.h"
@@ -511,6 +516,266 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	return stats;
 }
 
+/* ---------- reachability ---------- */
+
+typedef struct ReachEntry
+{
+	uint64		tid;			/* key */
+	ItemPointerData ntid;
+	bool		reached;
+} ReachEntry;
+
+static HTAB *
+collect_live(Relation index, BufferAccessStrategy bas)
+{
+	HASHCTL		ctl;
+	HTAB	   *h;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(ReachEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	h = hash_create("hnsw vacuum reachability", 1024, &ctl,
+					HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
+		Page		page;
+
+		vacuum_delay_point();
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			ItemId		iid = PageGetItemId(page, off);
+			HnswElementTuple et;
+			uint64		key = HnswPackTid(blkno, off);
+			ReachEntry *e;
+
+			if (!ItemIdIsNormal(iid))
+				continue;
+			et = (HnswElementTuple) PageGetItem(page, iid);
+			if (et->type != HNSW_ELEMENT_TUPLE || (et->flags & HNSW_ELEMENT_DELETED))
+				continue;
+			e = hash_search(h, &key, HASH_ENTER, NULL);
+			e->ntid = et->neighbortid;
+			e->reached = false;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	return h;
+}
+
+/* Layer-0 links of the element behind `e`. */
+static int
+layer0_links(Relation index, ReachEntry *e, int m, ItemPointerData *out)
+{
+	Buffer		buf = ReadBuffer(index, ItemPointerGetBlockNumber(&e->ntid));
+	Page		page;
+	HnswNeighborTuple nt;
+	int			n = 0;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	nt = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page,
+															 ItemPointerGetOffsetNumber(&e->ntid)));
+	for (int i = 0; i < HNSW_LAYER_SLOTS(m, 0); i++)
+	{
+		if (ItemPointerIsValid(&nt->slots[i]))
+			out[n++] = nt->slots[i];
+	}
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+/*
+ * Mark what `start` reaches by at least one layer-0 link.  `start` itself
+ * counts only if a link leads back to it: a search reaches layer 0 at
+ * whatever node its descent ends on, so even the entry point needs one.
+ */
+static void
+walk_from(Relation index, HTAB *live, uint64 start, int m)
+{
+	uint64	   *queue;
+	long		head = 0,
+				tail = 0;
+
+	if (hash_search(live, &start, HASH_FIND, NULL) == NULL)
+		return;
+	queue = palloc(sizeof(uint64) * (hash_get_num_entries(live) + 1));
+	queue[tail++] = start;
+	while (head < tail)
+	{
+		ItemPointerData links[HNSW_MAX_M * 2];
+		ReachEntry *e = hash_search(live, &queue[head++], HASH_FIND, NULL);
+		int			n = layer0_links(index, e, m, links);
+
+		for (int i = 0; i < n; i++)
+		{
+			uint64		k = HnswPackItemPointer(&links[i]);
+			ReachEntry *t = hash_search(live, &k, HASH_FIND, NULL);
+
+			if (t && !t->reached)
+			{
+				t->reached = true;
+				queue[tail++] = k;
+			}
+		}
+	}
+	pfree(queue);
+}
+
+/*
+ * Give `to` an incoming layer-0 link from `from`: a free slot if there is
+ * one, else the slot of from's farthest neighbour.
+ */
+static void
+link_unreachable(Relation index, const HnswDistance *dist, int dim, int m,
+				 ReachEntry *from, ItemPointer to)
+{
+	float	   *base = palloc(sizeof(float) * dim);
+	ItemPointerData links[HNSW_MAX_M * 2];
+	ItemPointerData from_tid;
+	int			n,
+				slot = -1;
+	float		worst = -FLT_MAX;
+	Buffer		buf;
+	GenericXLogState *state;
+	Page		page;
+	HnswNeighborTuple nt;
+	HnswDiskGraph dg;
+	HnswCandidate c;
+
+	HnswUnpackTid(from->tid, &from_tid);
+	HnswDiskGraphInit(&dg, index, base, dim, dist);
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&from_tid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	memcpy(base, ((HnswElementTuple) PageGetItem(page, PageGetItemId(page,
+																	 ItemPointerGetOffsetNumber(&from_tid))))->x,
+		   sizeof(float) * dim);
+	UnlockReleaseBuffer(buf);
+
+	n = layer0_links(index, from, m, links);
+	if (n == HNSW_LAYER_SLOTS(m, 0))
+	{
+		for (int i = 0; i < n; i++)
+		{
+			if (HnswLoadCandidate(index, &links[i], &dg.base, &c) && c.distance > worst)
+			{
+				worst = c.distance;
+				slot = i;
+			}
+		}
+	}
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&from->ntid));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	nt = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page,
+															 ItemPointerGetOffsetNumber(&from->ntid)));
+	if (slot < 0)
+	{
+		for (int i = 0; i < HNSW_LAYER_SLOTS(m, 0) && slot < 0; i++)
+		{
+			if (!ItemPointerIsValid(&nt->slots[i]))
+				slot = i;
+		}
+	}
+	else
+	{
+		/* map the slot among valid links back to its position */
+		for (int i = 0, seen = 0; i < HNSW_LAYER_SLOTS(m, 0); i++)
+		{
+			if (ItemPointerIsValid(&nt->slots[i]) && seen++ == slot)
+			{
+				slot = i;
+				break;
+			}
+		}
+	}
+	if (slot >= 0)
+	{
+		nt->slots[slot] = *to;
+		GenericXLogFinish(state);
+	}
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	HnswDiskGraphRelease(&dg);
+	pfree(base);
+}
+
+/* One pass: link every live element the walk from the entry misses. */
+static int
+reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *meta,
+				  const HnswDistance *dist)
+{
+	HTAB	   *live = collect_live(index, bas);
+	HASH_SEQ_STATUS seq;
+	ReachEntry *e;
+	uint64		entry = HnswPackTid(meta->entry_blkno, meta->entry_offno);
+	int			linked = 0;
+
+	walk_from(index, live, entry, meta->m);
+	hash_seq_init(&seq, live);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		ItemPointerData links[HNSW_MAX_M * 2];
+		ItemPointerData tid;
+		ReachEntry *from = NULL;
+		int			n;
+
+		if (e->reached)
+			continue;
+		n = layer0_links(index, e, meta->m, links);
+		for (int i = 0; i < n && from == NULL; i++)
+		{
+			uint64		k = HnswPackItemPointer(&links[i]);
+			ReachEntry *t = hash_search(live, &k, HASH_FIND, NULL);
+
+			if (t && t->reached)
+				from = t;
+		}
+		if (from == NULL)
+			from = hash_search(live, &entry, HASH_FIND, NULL);
+		if (from == NULL || from == e)
+			continue;			/* a lone element: nothing to link from */
+		HnswUnpackTid(e->tid, &tid);
+		link_unreachable(index, dist, meta->dimensions, meta->m, from, &tid);
+		linked++;
+		e->reached = true;
+		walk_from(index, live, e->tid, meta->m);
+	}
+	hash_destroy(live);
+	return linked;
+}
+
+/*
+ * Link every live element that cannot be reached from the entry point,
+ * with inserts held off.  A replaced link can strand another element, so
+ * passes repeat (a few at most) until one finds nothing.
+ */
+static void
+repair_reachability(Relation index, BufferAccessStrategy bas)
+{
+	HnswMetaPageData meta;
+	HnswDistance dist;
+
+	LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	HnswReadMeta(index, &meta);
+	if (meta.entry_blkno != InvalidBlockNumber)
+	{
+		HnswGetDistance(index, &dist);
+		for (int pass = 0; pass < 16; pass++)
+		{
+			if (reachability_pass(index, bas, &meta, &dist) == 0)
+				break;
+		}
+	}
+	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+}
+
 IndexBulkDeleteResult *
 hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
@@ -523,6 +788,7 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		stats->num_index_tuples = info->num_heap_tuples;
 		stats->estimated_count = info->estimated_count;
 	}
+	repair_reachability(info->index, info->strategy);
 	stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	return stats;
 }

@@ -129,8 +129,19 @@ am_start_cluster() {
 		local line
 		for line in "$@"; do echo "$line"; done
 	} >>"$AM_DATA/postgresql.conf"
-	am_as_server_user pg_ctl -D "$AM_DATA" -l "$AM_TMP/server.log" -w -t 60 start >/dev/null ||
-		{ cat "$AM_TMP/server.log"; am_die "server did not start"; }
+	# a port found free can be taken by a concurrent run before we bind it:
+	# try a few ports (the last `port =` line in the file wins)
+	local attempt
+	for attempt in 1 2 3 4 5; do
+		if am_as_server_user pg_ctl -D "$AM_DATA" -l "$AM_TMP/server.log" -w -t 60 \
+			start >/dev/null; then
+			break
+		fi
+		grep -q "Address already in use" "$AM_TMP/server.log" && ((attempt < 5)) ||
+			{ cat "$AM_TMP/server.log"; am_die "server did not start"; }
+		AM_PORT=$(am_free_port)
+		echo "port = $AM_PORT" >>"$AM_DATA/postgresql.conf"
+	done
 	AM_STARTED=1
 	export PGHOST=$AM_SOCK PGPORT=$AM_PORT PGUSER=postgres PGDATABASE=postgres
 	am_log "cluster running on port $AM_PORT (socket $AM_SOCK)"

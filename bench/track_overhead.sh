@@ -12,7 +12,8 @@
 # median of the per-round ratios.  Then, since load from other processes
 # moves sequential runs by more than the effect measured, it runs a
 # pgbench stream with agentmem.track = none and one with all at the same
-# time, $ROUNDS times, and reports the median ratio of their TPS.
+# time, $ROUNDS times, and reports the median ratio of their TPS, next to
+# the same pairing of none with none as a control for the noise.
 #
 # Wall-clock TPS on a small shared machine is noisy, so when valgrind is
 # installed the script also counts instructions, which do not depend on
@@ -85,18 +86,26 @@ done
 # Paired: two pgbench -S streams at once, one whose sessions run with
 # agentmem.track = none and one with all (set per session through
 # PGOPTIONS), so that both meet the same load from everything else on the
-# machine; the ratio of their TPS is the cost of tracking.
+# machine; the ratio of their TPS is the cost of tracking.  Each round
+# also pairs none with none: how far that ratio strays from 1 is the
+# noise of the method.
 set_track agentmem
-paired_ratios=""
-for ((r = 0; r < ROUNDS; r++)); do
-	PGOPTIONS='-c agentmem.track=none' pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_none" 2>&1 &
-	PGOPTIONS='-c agentmem.track=all' pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_all" 2>&1 &
+paired() {	# track-a track-b: prints TPS(b) / TPS(a)
+	local ta tb
+	PGOPTIONS="-c agentmem.track=$1" pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_a" 2>&1 &
+	PGOPTIONS="-c agentmem.track=$2" pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_b" 2>&1 &
 	wait
-	tn=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$AM_TMP/p_none")
-	ta=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$AM_TMP/p_all")
-	[[ -n $tn && -n $ta ]] || am_die "paired pgbench failed"
-	paired_ratios+="$(awk -v a="$ta" -v b="$tn" 'BEGIN {print a / b}') "
-	am_log "paired round $((r + 1)): none=$tn all=$ta"
+	ta=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$AM_TMP/p_a")
+	tb=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$AM_TMP/p_b")
+	[[ -n $ta && -n $tb ]] || am_die "paired pgbench failed"
+	awk -v a="$ta" -v b="$tb" 'BEGIN {printf "%.4f", b / a}'
+}
+ab_ratios="" aa_ratios=""
+for ((r = 0; r < ROUNDS; r++)); do
+	ab=$(paired none all)
+	aa=$(paired none none)
+	ab_ratios+="$ab " aa_ratios+="$aa "
+	am_log "paired round $((r + 1)): all/none $ab, none/none $aa"
 done
 
 # statements recorded in the last 'all' run, as a sanity check
@@ -116,9 +125,9 @@ for mode in "${MODES[@]}"; do
 		"$mode" "$m" "$loss" "${tps[$mode]% }"
 done
 echo "a $DURATION s run under 'all' recorded $recorded statements"
-echo "paired (one stream each at once, $ROUNDS rounds): all vs none TPS ratio, median" \
-	"$(median "$paired_ratios"): loss $(awk -v r="$(median "$paired_ratios")" 'BEGIN {printf "%.2f", (1 - r) * 100}')%" \
-	"(ratios: ${paired_ratios% })"
+ab=$(median "$ab_ratios") aa=$(median "$aa_ratios")
+echo "paired streams, $ROUNDS rounds: TPS all/none median $ab (loss $(awk -v r="$ab" 'BEGIN {printf "%.2f", (1 - r) * 100}')%)," \
+	"control none/none median $aa (ratios all/none: ${ab_ratios% }; none/none: ${aa_ratios% })"
 
 # ------------------------------------------------ instructions (callgrind)
 command -v valgrind >/dev/null || { echo "valgrind not installed: no instruction counts"; exit 0; }

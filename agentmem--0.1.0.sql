@@ -696,3 +696,70 @@ SELECT coalesce(m.model, k.model) AS model,
 COMMENT ON VIEW agentmem.cache_stats IS
 	'embedding cache per model: entries, bytes, and hits, misses, puts, evictions since stats_reset';
 GRANT SELECT ON agentmem.cache_stats TO PUBLIC;
+
+-- ---------------------------------------------------------------- statistics
+-- Latency percentiles, N+1 detection and connection churn (docs/statistics.md).
+-- The functions need shared_preload_libraries = 'agentmem'; without it they
+-- raise object_not_in_prerequisite_state with a hint saying how to enable it.
+
+-- every role may read the statistics views (rows of other users are
+-- filtered inside, as in pg_stat_statements)
+GRANT USAGE ON SCHEMA agentmem TO PUBLIC;
+
+CREATE FUNCTION agentmem.latency_stats(
+	OUT operation text, OUT calls bigint, OUT mean_ms float8,
+	OUT p50_ms float8, OUT p90_ms float8, OUT p95_ms float8, OUT p99_ms float8,
+	OUT p999_ms float8, OUT max_ms float8) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'agentmem_latency' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE VIEW agentmem.latency AS SELECT * FROM agentmem.latency_stats();
+COMMENT ON VIEW agentmem.latency IS
+	'latency percentiles of agentmem operations and of all top-level statements';
+
+CREATE FUNCTION agentmem.statement_latency_stats(
+	OUT userid oid, OUT dbid oid, OUT queryid bigint, OUT calls bigint, OUT mean_ms float8,
+	OUT p50_ms float8, OUT p90_ms float8, OUT p95_ms float8, OUT p99_ms float8,
+	OUT p999_ms float8, OUT max_ms float8) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'agentmem_statement_latency' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE VIEW agentmem.statement_latency AS SELECT * FROM agentmem.statement_latency_stats();
+COMMENT ON VIEW agentmem.statement_latency IS
+	'latency percentiles per statement (joins pg_stat_statements on userid, dbid, queryid)';
+
+CREATE FUNCTION agentmem.latency_histogram(operation text,
+	OUT lower float8, OUT upper float8, OUT count bigint) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'agentmem_latency_histogram' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION agentmem.latency_histogram(text) IS
+	'non-empty latency buckets [lower, upper) in milliseconds of one operation, for plotting';
+
+CREATE FUNCTION agentmem.slo_check(operation text, p50_ms float8, p99_ms float8,
+	OUT target text, OUT target_ms float8, OUT calls bigint, OUT actual_ms float8,
+	OUT met boolean) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'agentmem_slo_check' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION agentmem.slo_check(text, float8, float8) IS
+	'compare the p50 and p99 latency of an operation with targets in milliseconds';
+
+CREATE FUNCTION agentmem.latency_reset() RETURNS void
+	AS 'MODULE_PATHNAME', 'agentmem_latency_reset' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION agentmem.latency_reset() IS
+	'forget all statistics: latencies, statements, N+1 findings, sessions';
+REVOKE ALL ON FUNCTION agentmem.latency_reset() FROM PUBLIC;
+
+CREATE FUNCTION agentmem.n_plus_one_stats(
+	OUT userid oid, OUT dbid oid, OUT queryid bigint, OUT query text,
+	OUT occurrences bigint, OUT max_repeats bigint, OUT total_ms float8,
+	OUT last_seen timestamptz) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'agentmem_n_plus_one' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE VIEW agentmem.n_plus_one AS SELECT * FROM agentmem.n_plus_one_stats();
+COMMENT ON VIEW agentmem.n_plus_one IS
+	'statements repeated agentmem.n_plus_one_threshold times or more in one transaction or burst';
+
+CREATE FUNCTION agentmem.connection_stats(
+	OUT sessions_started bigint, OUT sessions_ended bigint, OUT sessions_per_second float8,
+	OUT lifetime_p50_ms float8, OUT lifetime_p99_ms float8, OUT share_under_1s float8,
+	OUT tx_per_session_p50 float8, OUT advice text) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'agentmem_connections' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE VIEW agentmem.connections AS SELECT * FROM agentmem.connection_stats();
+COMMENT ON VIEW agentmem.connections IS
+	'connection churn: sessions started and ended, lifetimes, transactions per session, advice';
+
+GRANT SELECT ON agentmem.latency, agentmem.statement_latency, agentmem.n_plus_one,
+	agentmem.connections TO PUBLIC;

@@ -6,10 +6,12 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "distance.h"
 #include "hnsw.h"
 #include "memory.h"
+#include "stats.h"
 
 PG_MODULE_MAGIC;
 
@@ -23,6 +25,9 @@ _PG_init(void)
 	DistanceKernelsInit();
 	HnswInitSettings();
 	AgentmemMemoryInit();
+	StatsInit();
+	/* only now: reserving the prefix drops placeholders not yet defined */
+	MarkGUCPrefixReserved("agentmem");
 }
 
 Datum

@@ -43,6 +43,7 @@
 #include "utils/wait_event.h"
 
 #include "memory.h"
+#include "stats.h"
 
 PG_FUNCTION_INFO_V1(agentmem_cache_key);
 PG_FUNCTION_INFO_V1(agentmem_cache_put);
@@ -360,11 +361,13 @@ agentmem_cache_key(PG_FUNCTION_ARGS)
 Datum
 agentmem_cache_get(PG_FUNCTION_ARGS)
 {
+	AgentmemTimer timer;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CacheBatch	b;
 	CacheProbe	p;
 	int			i;
 
+	AgentmemTimerStart(&timer);
 	batch_from_args(fcinfo, &b);
 	InitMaterializedSRF(fcinfo, 0);
 	cache_lookup(&b, &p);
@@ -375,6 +378,7 @@ agentmem_cache_get(PG_FUNCTION_ARGS)
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_CACHE_LOOKUP);
 	return (Datum) 0;
 }
 
@@ -428,11 +432,13 @@ emit_texts(FunctionCallInfo fcinfo, CacheBatch *b, bool *mask)
 Datum
 agentmem_cache_misses(PG_FUNCTION_ARGS)
 {
+	AgentmemTimer timer;
 	CacheBatch	b;
 	CacheProbe	p;
 	bool	   *missing;
 	int			i;
 
+	AgentmemTimerStart(&timer);
 	batch_from_args(fcinfo, &b);
 	InitMaterializedSRF(fcinfo, 0);
 	cache_lookup(&b, &p);
@@ -441,6 +447,7 @@ agentmem_cache_misses(PG_FUNCTION_ARGS)
 		missing[i] = !p.found[i];
 	(void) first_occurrences(b.keys, b.n, missing);
 	emit_texts(fcinfo, &b, missing);
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_CACHE_LOOKUP);
 	return (Datum) 0;
 }
 
@@ -528,6 +535,7 @@ cache_entries(void)
 Datum
 agentmem_cache_put(PG_FUNCTION_ARGS)
 {
+	AgentmemTimer timer;
 	CacheBatch	b;
 	ArrayType  *embarr;
 	bool	   *embnulls;
@@ -538,6 +546,7 @@ agentmem_cache_put(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	uint64		inserted;
 
+	AgentmemTimerStart(&timer);
 	batch_from_args(fcinfo, &b);
 	embarr = MemoryArrayArg(fcinfo, 2, "embeddings");
 	(void) MemoryArrayElements(embarr, "embeddings", &embnulls, &nemb);
@@ -588,6 +597,7 @@ agentmem_cache_put(PG_FUNCTION_ARGS)
 	if (cache_max_entries > 0 && inserted > 0)
 		(void) cache_evict_lru(cache_entries() - cache_max_entries);
 	SPI_finish();
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_CACHE_PUT);
 	PG_RETURN_INT64((int64) inserted);
 }
 

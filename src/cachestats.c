@@ -108,7 +108,6 @@ CacheStatsInit(void)
 							"Eviction order is accurate to this interval; 0 refreshes on every hit.",
 							&cache_touch_interval, 60, 0, 7 * 24 * 3600,
 							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
-	MarkGUCPrefixReserved("agentmem");
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

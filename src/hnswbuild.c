@@ -42,6 +42,7 @@
 
 #include "hnsw.h"
 #include "hnswgraph.h"
+#include "stats.h"
 
 #define HNSW_KEY_SHARED		UINT64CONST(0xA6E7000000000001)
 #define HNSW_KEY_ARENA		UINT64CONST(0xA6E7000000000002)
@@ -368,7 +369,9 @@ hnswbuild(Relation heap, Relation index, IndexInfo *info)
 	Size		arena_size = HnswGraphArenaSize((Size) maintenance_work_mem * 1024);
 	HnswGraphShared *sh = palloc(sizeof(HnswGraphShared));
 	char	   *arena;
+	AgentmemTimer timer;
 
+	AgentmemTimerStart(&timer);
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
 	init_build_state(&bs, heap, index, info);
@@ -402,6 +405,7 @@ hnswbuild(Relation heap, Relation index, IndexInfo *info)
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = reltuples;
 	result->index_tuples = bs.indtuples;
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_HNSW_BUILD);
 	return result;
 }
 

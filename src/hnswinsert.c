@@ -20,6 +20,7 @@
 
 #include "hnsw.h"
 #include "hnswgraph.h"
+#include "stats.h"
 
 #define HNSW_UPDATE_LOCK HNSW_METAPAGE_BLKNO
 
@@ -588,9 +589,11 @@ hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	HnswMetaPageData meta;
 	Vector	   *v;
 	float	   *value;
+	AgentmemTimer timer;
 
 	if (isnull[0])
 		return false;
+	AgentmemTimerStart(&timer);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw insert",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -606,5 +609,6 @@ hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		HnswInsertOnDisk(index, value, heap_tid, &dist, false);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_HNSW_INSERT);
 	return false;
 }

@@ -16,6 +16,7 @@
 #include "utils/rel.h"
 
 #include "hnsw.h"
+#include "stats.h"
 
 typedef struct HnswScanOpaqueData
 {
@@ -31,6 +32,7 @@ typedef struct HnswScanOpaqueData
 	int			next;
 	int64		returned;
 	float		last_distance;
+	AgentmemTimer timer;		/* time in hnswgettuple: one hnsw_scan sample */
 } HnswScanOpaqueData;
 
 typedef HnswScanOpaqueData *HnswScanOpaque;
@@ -58,6 +60,7 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+	AgentmemTimerRecord(&so->timer, AGENTMEM_OP_HNSW_SCAN);
 	MemoryContextReset(so->cxt);
 	so->started = false;
 	so->done = false;
@@ -155,6 +158,7 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 
 	if (so->done)
 		return false;
+	AgentmemTimerResume(&so->timer);
 	old = MemoryContextSwitchTo(so->cxt);
 	if (!so->started)
 	{
@@ -185,6 +189,7 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 		found = true;
 	}
 	MemoryContextSwitchTo(old);
+	AgentmemTimerPause(&so->timer);
 	CHECK_FOR_INTERRUPTS();
 	return found;
 }
@@ -194,6 +199,7 @@ hnswendscan(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 
+	AgentmemTimerRecord(&so->timer, AGENTMEM_OP_HNSW_SCAN);
 	MemoryContextDelete(so->cxt);
 	pfree(so);
 	scan->opaque = NULL;

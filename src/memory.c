@@ -24,6 +24,7 @@
 #include "utils/syscache.h"
 
 #include "memory.h"
+#include "stats.h"
 #include "vector.h"
 
 PG_FUNCTION_INFO_V1(agentmem_remember);
@@ -430,6 +431,7 @@ remember_insert(FunctionCallInfo fcinfo, const MemorySpace *space, Datum content
 Datum
 agentmem_remember(PG_FUNCTION_ARGS)
 {
+	AgentmemTimer timer;
 	text	   *name = MemoryTextArg(fcinfo, 0, "space");
 	ArrayType  *contents = MemoryArrayArg(fcinfo, 1, "contents");
 	ArrayType  *embeddings = MemoryArrayArg(fcinfo, 2, "embeddings");
@@ -439,6 +441,7 @@ agentmem_remember(PG_FUNCTION_ARGS)
 	bool	   *embnulls;
 	int			nemb;
 
+	AgentmemTimerStart(&timer);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_INSERT | ACL_SELECT, "remember", &space);
@@ -447,6 +450,7 @@ agentmem_remember(PG_FUNCTION_ARGS)
 	remember_insert(fcinfo, &space, PointerGetDatum(contents), PointerGetDatum(embeddings),
 					PointerGetDatum(metadata), metadata == NULL);
 	SPI_finish();
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_REMEMBER);
 	return (Datum) 0;
 }
 
@@ -460,6 +464,7 @@ agentmem_remember(PG_FUNCTION_ARGS)
 Datum
 agentmem_remember_texts(PG_FUNCTION_ARGS)
 {
+	AgentmemTimer timer;
 	text	   *name = MemoryTextArg(fcinfo, 0, "space");
 	text	   *model = MemoryTextArg(fcinfo, 1, "model");
 	ArrayType  *contents = MemoryArrayArg(fcinfo, 2, "contents");
@@ -478,6 +483,7 @@ agentmem_remember_texts(PG_FUNCTION_ARGS)
 	char		typalign;
 	ArrayType  *embeddings;
 
+	AgentmemTimerStart(&timer);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_INSERT | ACL_SELECT, "remember_texts", &space);
@@ -502,6 +508,7 @@ agentmem_remember_texts(PG_FUNCTION_ARGS)
 	remember_insert(fcinfo, &space, PointerGetDatum(contents), PointerGetDatum(embeddings),
 					PointerGetDatum(metadata), metadata == NULL);
 	SPI_finish();
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_REMEMBER);
 	return (Datum) 0;
 }
 

@@ -48,6 +48,7 @@
 #include "utils/wait_event.h"
 
 #include "memory.h"
+#include "stats.h"
 #include "vector.h"
 
 PG_FUNCTION_INFO_V1(agentmem_recall);
@@ -566,6 +567,7 @@ recall_k(FunctionCallInfo fcinfo, int argno)
 Datum
 agentmem_recall(PG_FUNCTION_ARGS)
 {
+	AgentmemTimer timer;
 	text	   *name = MemoryTextArg(fcinfo, 0, "space");
 	Datum		query;
 	int			k = recall_k(fcinfo, 2);
@@ -575,6 +577,7 @@ agentmem_recall(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("query must not be NULL")));
+	AgentmemTimerStart(&timer);
 	query = PointerGetDatum(PG_GETARG_VECTOR_P(1));
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
@@ -582,6 +585,7 @@ agentmem_recall(PG_FUNCTION_ARGS)
 	RecallInto(fcinfo, &space, &query, 1, false, k,
 			   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3), !PG_ARGISNULL(3));
 	SPI_finish();
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_RECALL);
 	return (Datum) 0;
 }
 
@@ -593,6 +597,7 @@ agentmem_recall(PG_FUNCTION_ARGS)
 Datum
 agentmem_recall_batch(PG_FUNCTION_ARGS)
 {
+	AgentmemTimer timer;
 	text	   *name = MemoryTextArg(fcinfo, 0, "space");
 	ArrayType  *arr = MemoryArrayArg(fcinfo, 1, "queries");
 	int			k = recall_k(fcinfo, 2);
@@ -602,6 +607,7 @@ agentmem_recall_batch(PG_FUNCTION_ARGS)
 	int			n,
 				i;
 
+	AgentmemTimerStart(&timer);
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_SELECT, "recall_batch", &space);
@@ -614,6 +620,7 @@ agentmem_recall_batch(PG_FUNCTION_ARGS)
 	RecallInto(fcinfo, &space, queries, n, true, k,
 			   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3), !PG_ARGISNULL(3));
 	SPI_finish();
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_RECALL_BATCH);
 	return (Datum) 0;
 }
 
@@ -624,6 +631,7 @@ agentmem_recall_batch(PG_FUNCTION_ARGS)
 Datum
 agentmem_recall_text(PG_FUNCTION_ARGS)
 {
+	AgentmemTimer timer;
 	text	   *name = MemoryTextArg(fcinfo, 0, "space");
 	text	   *model = MemoryTextArg(fcinfo, 1, "model");
 	text	   *query = MemoryTextArg(fcinfo, 2, "query");
@@ -635,6 +643,7 @@ agentmem_recall_text(PG_FUNCTION_ARGS)
 				first_missing;
 	MemorySpace space;
 
+	AgentmemTimerStart(&timer);
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_SELECT, "recall_text", &space);
@@ -648,5 +657,6 @@ agentmem_recall_text(PG_FUNCTION_ARGS)
 	RecallInto(fcinfo, &space, emb, 1, false, k,
 			   PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4), !PG_ARGISNULL(4));
 	SPI_finish();
+	AgentmemTimerRecord(&timer, AGENTMEM_OP_RECALL);
 	return (Datum) 0;
 }

@@ -70,7 +70,7 @@ my @graph = grep { $_->[1] eq 'building index: building graph' } @samples;
 ok(!@graph || ($graph[0][0] >= $loading[-1][0] && $graph[-1][0] <= $writing[0][0]),
 	'"building graph", when caught, comes between loading and writing');
 my %seen = map { $_->[1] => 1 } @samples;
-is_deeply([ sort grep { !/^building index: (loading tuples|building graph|writing index)$/ && $_ ne 'initializing' } keys %seen ],
+is_deeply([ sort grep { !/^building index: (initializing|loading tuples|building graph|writing index)$/ && $_ ne 'initializing' } keys %seen ],
 	[], 'no other phase is reported') or diag(join(', ', keys %seen));
 ok(@loading && @writing && $loading[-1][0] < $writing[0][0], 'loading comes before writing');
 is(scalar(grep { $_->[3] != 50000 } @loading), 0, 'while loading, tuples_total is the table\'s 50,000 rows');

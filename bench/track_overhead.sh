@@ -8,6 +8,9 @@
 # agentmem.track (none, agentmem, all), in a rotating order so drift does
 # not favour one setting.  The setting is changed with ALTER SYSTEM and a
 # reload; every pgbench run opens fresh connections, which pick it up.
+# With all, compute_query_id is set to on as well: a server started with
+# agentmem.track = all computes query identifiers (PostgreSQL's own cost,
+# which pg_stat_statements needs too); the other settings do not.
 # Reports the median TPS per setting, and the loss against none as the
 # median of the per-round ratios.  Then, since load from other processes
 # moves sequential runs by more than the effect measured, it runs a
@@ -45,8 +48,12 @@ am_log "pgbench -i -s $SCALE"
 pgbench -i -q -s "$SCALE" postgres >"$AM_TMP/init.log" 2>&1 || { cat "$AM_TMP/init.log"; exit 1; }
 psql -X -q -c 'CREATE EXTENSION agentmem' postgres
 
+qid_for() { [[ $1 == all ]] && echo on || echo auto; }
+
 set_track() {
-	psql -X -q -c "ALTER SYSTEM SET agentmem.track = '$1'" -c 'SELECT pg_reload_conf()' postgres >/dev/null
+	psql -X -q -c "ALTER SYSTEM SET agentmem.track = '$1'" \
+		-c "ALTER SYSTEM SET compute_query_id = '$(qid_for "$1")'" \
+		-c 'SELECT pg_reload_conf()' postgres >/dev/null
 	local i
 	for i in $(seq 50); do
 		[[ $(psql -X -At -c 'SHOW agentmem.track' postgres) == "$1" ]] && return 0
@@ -92,8 +99,10 @@ done
 set_track agentmem
 paired() {	# track-a track-b: prints TPS(b) / TPS(a)
 	local ta tb
-	PGOPTIONS="-c agentmem.track=$1" pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_a" 2>&1 &
-	PGOPTIONS="-c agentmem.track=$2" pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_b" 2>&1 &
+	PGOPTIONS="-c agentmem.track=$1 -c compute_query_id=$(qid_for "$1")" \
+		pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_a" 2>&1 &
+	PGOPTIONS="-c agentmem.track=$2 -c compute_query_id=$(qid_for "$2")" \
+		pgbench -n -S -c 1 -j 1 -T "$DURATION" postgres >"$AM_TMP/p_b" 2>&1 &
 	wait
 	ta=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$AM_TMP/p_a")
 	tb=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$AM_TMP/p_b")
@@ -138,20 +147,28 @@ awk -v n="$((2 * STATEMENTS))" -v rows="$((SCALE * 100000))" 'BEGIN {
 		printf "SELECT abalance FROM pgbench_accounts WHERE aid = %d;\n", 1 + int(rand() * rows) }' >"$AM_TMP/select2.sql"
 head -n "$STATEMENTS" "$AM_TMP/select2.sql" >"$AM_TMP/select1.sql"
 chmod 644 "$AM_TMP"/select[12].sql
-instructions() {	# track file
+instructions() {	# track compute_query_id file
 	am_as_server_user env TMPDIR="$AM_TMP" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-		postgres --single -D "$AM_DATA" -c agentmem.track="$1" postgres <"$2" 2>&1 >/dev/null |
-		sed -n 's/.*Collected : \([0-9]*\)/\1/p'
+		postgres --single -D "$AM_DATA" -c agentmem.track="$1" -c compute_query_id="$2" postgres \
+		<"$3" 2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\)/\1/p'
+}
+per_select() {	# track compute_query_id: instructions per SELECT
+	local a b
+	a=$(instructions "$1" "$2" "$AM_TMP/select1.sql")
+	b=$(instructions "$1" "$2" "$AM_TMP/select2.sql")
+	awk -v a="$a" -v b="$b" -v n="$STATEMENTS" 'BEGIN {printf "%.0f", (b - a) / n}'
 }
 am_log "callgrind: $STATEMENTS and $((2 * STATEMENTS)) SELECTs in a single-user backend per setting"
-declare -A per
-for mode in "${MODES[@]}"; do
-	a=$(instructions "$mode" "$AM_TMP/select1.sql")
-	b=$(instructions "$mode" "$AM_TMP/select2.sql")
-	per[$mode]=$(awk -v a="$a" -v b="$b" -v n="$STATEMENTS" 'BEGIN {printf "%.0f", (b - a) / n}')
-done
-echo "instructions per SELECT with agentmem.track = none: ${per[none]}"
-for mode in agentmem all; do
-	awk -v a="${per[none]}" -v b="${per[$mode]}" -v m="$mode" \
-		'BEGIN {printf "agentmem.track = %-8s adds %6.0f instructions per SELECT (%.2f%%)\n", m, b - a, (b - a) / a * 100}'
-done
+base=$(per_select none auto)
+qid=$(per_select none on)
+agm=$(per_select agentmem auto)
+all=$(per_select all on)
+added() {	# label instructions reference
+	awk -v l="$1" -v x="$2" -v r="$3" -v b="$base" \
+		'BEGIN {printf "%-62s %+6.0f instructions per SELECT (%+.2f%%)\n", l, x - r, (x - r) / b * 100}'
+}
+echo "instructions per SELECT with agentmem.track = none: $base"
+added "agentmem.track = agentmem" "$agm" "$base"
+added "agentmem.track = all (with the query identifiers it enables)" "$all" "$base"
+added "  of which computing query identifiers (PostgreSQL's)" "$qid" "$base"
+added "  of which agentmem's recording (all vs none, both with ids)" "$all" "$qid"

@@ -2,6 +2,8 @@
 -- latency_reset: counts equal the statements run, percentiles are ordered,
 -- reset forgets.  Timings vary, so only counts and comparisons are shown.
 SET agentmem.track = 'all';
+-- the server was not started with track = all: ask for query identifiers
+SET compute_query_id = on;
 SET agentmem.n_plus_one_log = 'none';
 
 -- queryid of a statement, from EXPLAIN (runs nested: not counted itself)

@@ -2,6 +2,8 @@
 -- times in one transaction, or in one burst of autocommit statements, is
 -- recorded in agentmem.n_plus_one and reported per agentmem.n_plus_one_log.
 SET agentmem.track = 'all';
+-- the server was not started with track = all: ask for query identifiers
+SET compute_query_id = on;
 SET agentmem.n_plus_one_log = 'notice';
 SHOW agentmem.n_plus_one_threshold;
 SHOW agentmem.n_plus_one_burst_gap;

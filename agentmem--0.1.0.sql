@@ -287,7 +287,7 @@ REVOKE ALL ON FUNCTION agentmem.hnsw_info(regclass) FROM PUBLIC;
 
 -- ================================================================ memory spaces and embedding cache
 --
--- Issue 4; reference and examples in docs/memory.md.  A memory space is a
+-- Issue 4; reference and examples in README.md (Agent memory).  A memory space is a
 -- row of agentmem.space_catalog naming an ordinary table, owned by the
 -- role that created the space, in schema agentmem_spaces.  Every function
 -- runs with the caller's rights: reading or changing a space needs the
@@ -698,7 +698,7 @@ COMMENT ON VIEW agentmem.cache_stats IS
 GRANT SELECT ON agentmem.cache_stats TO PUBLIC;
 
 -- ---------------------------------------------------------------- statistics
--- Latency percentiles, N+1 detection and connection churn (docs/statistics.md).
+-- Latency percentiles, N+1 detection and connection churn (README.md, Statistics).
 -- The functions need shared_preload_libraries = 'agentmem'; without it they
 -- raise object_not_in_prerequisite_state with a hint saying how to enable it.
 

@@ -644,6 +644,42 @@ mark_reachable(HnswMemGraph *g, int from, bool *reached, int *queue)
 }
 
 /*
+ * Before `from` gives up its only reached link to t for a link to u, make u
+ * link to t, so t stays reachable through u: in a free slot of u's, or in
+ * place of u's farthest link to an element reached some other way.
+ */
+static void
+hand_over(HnswMemGraph *g, HnswMemElement *ue, int32 t, const bool *reached)
+{
+	int32	   *counts = elem_counts(g, ue);
+	int32	   *nbrs = elem_nbrs(g, ue);
+	float		d;
+
+	for (int i = 0; i < counts[0]; i++)
+	{
+		if (nbrs[i] == t)
+			return;
+	}
+	if (counts[0] == layer_cap(g->m, 0))
+	{
+		int			drop = -1;
+
+		for (int i = counts[0] - 1; i >= 0 && drop < 0; i--)
+		{
+			if (reached[nbrs[i]])
+				drop = i;
+		}
+		if (drop < 0)
+			return;
+		remove_slot(g, ue, 0, counts[0], drop);
+		counts[0]--;
+	}
+	d = HnswDistanceCompute(&g->dist, elem_vec(ue), elem_vec(elem(g, t)), g->dim);
+	insert_sorted(g, ue, 0, counts[0], t, d, true);
+	counts[0]++;
+}
+
+/*
  * Pruning can leave an element with no incoming link, so no search could
  * ever return it.  Link each such element from its nearest reachable
  * neighbour (or from the entry point), replacing that node's farthest link
@@ -667,19 +703,28 @@ HnswMemGraphEnsureReachable(HnswMemGraph *g)
 	queue = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * (count + 1));
 	indegree = MemoryContextAllocExtended(CurrentMemoryContext, sizeof(int32) * count,
 										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	for (int i = 0; i < count; i++)
-	{
-		HnswMemElement *e = elem(g, i);
-
-		for (int j = 0; j < elem_counts(g, e)[0]; j++)
-			indegree[elem_nbrs(g, e)[j]]++;
-	}
 	for (int round = 0; round < 100; round++)
 	{
 		int			before = added;
 
 		memset(reached, 0, nbytes);
 		mark_reachable(g, entry, reached, queue);
+
+		/*
+		 * Count each element's incoming links from reached elements: a link
+		 * to an element with another such link can be given up without
+		 * stranding it.
+		 */
+		memset(indegree, 0, sizeof(int32) * (Size) Max(count, 1));
+		for (int i = 0; i < count; i++)
+		{
+			HnswMemElement *e = elem(g, i);
+
+			if (!reached[i])
+				continue;
+			for (int j = 0; j < elem_counts(g, e)[0]; j++)
+				indegree[elem_nbrs(g, e)[j]]++;
+		}
 		for (int u = 0; u < count; u++)
 		{
 			HnswMemElement *ue = elem(g, u);
@@ -702,6 +747,17 @@ HnswMemGraphEnsureReachable(HnswMemGraph *g)
 			}
 			if (from == u)
 				continue;		/* a lone element: nothing to link from */
+			/* a reachable neighbour with a free slot strands nobody */
+			for (int i = 0; i < elem_counts(g, ue)[0]; i++)
+			{
+				HnswMemElement *c = elem(g, unbrs[i]);
+
+				if (reached[unbrs[i]] && elem_counts(g, c)[0] < layer_cap(g->m, 0))
+				{
+					from = unbrs[i];
+					break;
+				}
+			}
 			fe = elem(g, from);
 			fcounts = elem_counts(g, fe);
 			fnbrs = elem_nbrs(g, fe);
@@ -719,6 +775,8 @@ HnswMemGraphEnsureReachable(HnswMemGraph *g)
 						break;
 					}
 				}
+				if (indegree[fnbrs[drop]] <= 1)
+					hand_over(g, ue, fnbrs[drop], reached);
 				indegree[fnbrs[drop]]--;
 				remove_slot(g, fe, 0, fcounts[0], drop);
 				fcounts[0]--;

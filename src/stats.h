@@ -17,7 +17,7 @@
  * AgentmemLatencyRecord records a duration measured some other way.
  *
  * Recording writes to the calling backend's own slot in shared memory and
- * takes no lock; see stats.c and docs/statistics.md.
+ * takes no lock; see stats.c and the Statistics section of README.md.
  */
 #ifndef AGENTMEM_STATS_H
 #define AGENTMEM_STATS_H

@@ -39,7 +39,7 @@ PG_FUNCTION_INFO_V1(agentmem_connections);
 #define LATENCY_COLS 8
 static const double latency_quantiles[] = {0.5, 0.9, 0.95, 0.99, 0.999};
 
-/* Connection-churn thresholds; docs/statistics.md documents them. */
+/* Connection-churn thresholds; README.md (Statistics) documents them. */
 #define CHURN_MIN_SESSIONS		10	/* fewer started: no verdict */
 #define CHURN_HIGH_RATE			10.0	/* sessions/s: churn is high */
 #define CHURN_SOME_RATE			1.0 /* sessions/s: high if most are short */

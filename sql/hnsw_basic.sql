@@ -7,32 +7,10 @@
 -- what a sequential scan returns.
 SET extra_float_digits = 0;
 
--- A random vector (deterministic after setseed).
-CREATE FUNCTION rand_vec(dim int) RETURNS vector LANGUAGE sql VOLATILE AS $$
-	SELECT array_agg(random() * 2 - 1)::vector FROM generate_series(1, dim)
-$$;
-
--- Run "SELECT id ... ORDER BY ... LIMIT ..." with the index forced on or
--- off and return the ids in order.  Fails if the plan is not the one asked
--- for, so a comparison can never silently compare two sequential scans.
-CREATE FUNCTION knn(query text, via_index bool) RETURNS int[] LANGUAGE plpgsql AS $$
-DECLARE
-	plan text := '';
-	line text;
-	ids int[];
-BEGIN
-	PERFORM set_config('enable_seqscan', CASE WHEN via_index THEN 'off' ELSE 'on' END, true);
-	PERFORM set_config('enable_indexscan', CASE WHEN via_index THEN 'on' ELSE 'off' END, true);
-	PERFORM set_config('enable_bitmapscan', 'off', true);
-	FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
-		plan := plan || line || E'\n';
-	END LOOP;
-	IF (plan LIKE '%Index Scan using%') <> via_index THEN
-		RAISE EXCEPTION 'unexpected plan for %: %', query, plan;
-	END IF;
-	EXECUTE 'SELECT array_agg(id) FROM (' || query || ') s' INTO ids;
-	RETURN coalesce(ids, '{}');
-END $$;
+-- rand_vec() and knn(): see sql/include/hnsw_helpers.psql
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set helpers :abs_srcdir '/sql/include/hnsw_helpers.psql'
+\i :helpers
 
 SELECT setseed(0.42);
 CREATE TABLE items (id int, v vector(8));

@@ -67,20 +67,38 @@ is_deleted(VacuumState *vs, ItemPointer tid)
 	return hash_search(vs->deleted, &key, HASH_FIND, NULL) != NULL;
 }
 
+/* Lock a page for change and register it for WAL; returns the copy to edit. */
+static Page
+begin_page_change(VacuumState *vs, BlockNumber blkno, Buffer *buf,
+				  GenericXLogState **state)
+{
+	*buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno, RBM_NORMAL, vs->bas);
+	LockBuffer(*buf, BUFFER_LOCK_EXCLUSIVE);
+	*state = GenericXLogStart(vs->index);
+	return GenericXLogRegisterBuffer(*state, *buf, 0);
+}
+
+/* Log the change if there was one, and release the page. */
+static void
+end_page_change(Buffer buf, GenericXLogState *state, bool changed)
+{
+	if (changed)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+}
+
 /* ---------- pass 1 ---------- */
 
 static void
 mark_page(VacuumState *vs, BlockNumber blkno)
 {
-	Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno,
-										 RBM_NORMAL, vs->bas);
+	Buffer		buf;
 	GenericXLogState *state;
-	Page		page;
+	Page		page = begin_page_change(vs, blkno, &buf, &state);
 	bool		changed = false;
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(vs->index);
-	page = GenericXLogRegisterBuffer(state, buf, 0);
 	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 	{
 		ItemId		iid = PageGetItemId(page, off);
@@ -117,11 +135,7 @@ mark_page(VacuumState *vs, BlockNumber blkno)
 			}
 		}
 	}
-	if (changed)
-		GenericXLogFinish(state);
-	else
-		GenericXLogAbort(state);
-	UnlockReleaseBuffer(buf);
+	end_page_change(buf, state, changed);
 }
 
 /* ---------- pass 2 ---------- */
@@ -416,15 +430,11 @@ repair_entry(VacuumState *vs)
 static void
 free_page(VacuumState *vs, BlockNumber blkno)
 {
-	Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno,
-										 RBM_NORMAL, vs->bas);
+	Buffer		buf;
 	GenericXLogState *state;
-	Page		page;
+	Page		page = begin_page_change(vs, blkno, &buf, &state);
 	bool		changed = false;
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(vs->index);
-	page = GenericXLogRegisterBuffer(state, buf, 0);
 	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 	{
 		ItemId		iid = PageGetItemId(page, off);
@@ -447,12 +457,8 @@ free_page(VacuumState *vs, BlockNumber blkno)
 		PageIndexTupleDeleteNoCompact(page, off);
 		changed = true;
 	}
-	if (changed)
-		GenericXLogFinish(state);
-	else
-		GenericXLogAbort(state);
-	RecordPageWithFreeSpace(vs->index, blkno, PageGetFreeSpace(BufferGetPage(buf)));
-	UnlockReleaseBuffer(buf);
+	RecordPageWithFreeSpace(vs->index, blkno, PageGetFreeSpace(page));
+	end_page_change(buf, state, changed);
 }
 
 /* ---------- entry points ---------- */

@@ -331,9 +331,29 @@ extern void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 extern bool hnswgettuple(IndexScanDesc scan, ScanDirection dir);
 extern void hnswendscan(IndexScanDesc scan);
 
+/* The chosen neighbours of a new element in one layer. */
+typedef struct HnswLayerLinks
+{
+	int			n;
+	ItemPointerData tids[HNSW_MAX_M * 2];
+	float		dists[HNSW_MAX_M * 2];
+} HnswLayerLinks;
+
 /* hnswinsert.c: insert one prepared value on disk (also used by the build) */
 extern void HnswInsertOnDisk(Relation index, const float *value,
 							 ItemPointer heaptid, const HnswDistance *dist,
 							 bool building);
+extern void HnswPlaceNewElement(Relation index, int dim, int m, int level,
+								const float *value, ItemPointer heaptid,
+								const HnswLayerLinks *links, bool new_entry,
+								ItemPointer tid, ItemPointer ntid);
+
+/* hnswbatch.c: inserts queued while a batch is open, linked together */
+extern bool HnswBatchBegin(void);
+extern void HnswBatchEnd(void);
+extern void HnswBatchAbandon(void);
+extern bool HnswBatchQueue(Relation index, int dim, const float *value,
+						   ItemPointer heaptid);
+extern void HnswBatchFlushIndex(Relation index);
 
 #endif							/* AGENTMEM_HNSW_H */

@@ -24,13 +24,7 @@
 
 #define HNSW_UPDATE_LOCK HNSW_METAPAGE_BLKNO
 
-/* The chosen neighbours of the new element, per layer. */
-typedef struct LayerLinks
-{
-	int			n;
-	ItemPointerData tids[HNSW_MAX_M * 2];
-	float		dists[HNSW_MAX_M * 2];
-} LayerLinks;
+typedef HnswLayerLinks LayerLinks;
 
 /* ---------- reading vectors for the heuristic ---------- */
 
@@ -159,7 +153,7 @@ find_insert_page(Relation index, Buffer metabuf, Size need, bool *extended)
 
 static void
 build_tuples(int dim, int m, int level, const float *value, ItemPointer heaptid,
-			 LayerLinks *links, HnswElementTuple et, HnswNeighborTuple nt)
+			 const LayerLinks *links, HnswElementTuple et, HnswNeighborTuple nt)
 {
 	int			nslots = HNSW_NEIGHBOR_SLOTS(m, level);
 
@@ -250,6 +244,27 @@ place_element(Relation index, HnswElementTuple et, Size esize,
 		UnlockReleaseBuffer(ebuf);
 	UnlockReleaseBuffer(nbuf);
 	UnlockReleaseBuffer(metabuf);
+}
+
+/*
+ * Write a new element whose links are already chosen; returns the TIDs of
+ * its element and neighbour tuples.  The caller holds the update lock.
+ */
+void
+HnswPlaceNewElement(Relation index, int dim, int m, int level, const float *value,
+					ItemPointer heaptid, const HnswLayerLinks *links,
+					bool new_entry, ItemPointer tid, ItemPointer ntid)
+{
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
+	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(m, level);
+	HnswElementTuple et = palloc(esize);
+	HnswNeighborTuple nt = palloc(nsize);
+
+	build_tuples(dim, m, level, value, heaptid, links, et, nt);
+	place_element(index, et, esize, nt, nsize, new_entry, tid);
+	*ntid = et->neighbortid;
+	pfree(et);
+	pfree(nt);
 }
 
 /* ---------- linking back ---------- */
@@ -526,11 +541,8 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 	LOCKMODE	lockmode = ShareLock;
 	int			level;
 	LayerLinks *links;
-	HnswElementTuple et;
-	HnswNeighborTuple nt;
-	Size		esize,
-				nsize;
-	ItemPointerData newtid;
+	ItemPointerData newtid,
+				newntid;
 	bool		new_entry;
 
 	HnswReadMeta(index, &meta);
@@ -552,13 +564,8 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 	links = palloc0(sizeof(LayerLinks) * (level + 1));
 	if (meta.entry_blkno != InvalidBlockNumber)
 		find_neighbors(index, &meta, value, dist, level, links);
-
-	esize = HNSW_ELEMENT_TUPLE_SIZE(meta.dimensions);
-	nsize = HNSW_NEIGHBOR_TUPLE_SIZE(meta.m, level);
-	et = palloc(esize);
-	nt = palloc(nsize);
-	build_tuples(meta.dimensions, meta.m, level, value, heaptid, links, et, nt);
-	place_element(index, et, esize, nt, nsize, new_entry, &newtid);
+	HnswPlaceNewElement(index, meta.dimensions, meta.m, level, value, heaptid,
+						links, new_entry, &newtid, &newntid);
 
 	for (int layer = 0; layer <= level; layer++)
 	{
@@ -572,7 +579,7 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 			if (ItemPointerIsValid(&displaced[ndisplaced]))
 				ndisplaced++;
 		}
-		adopt_displaced(index, meta.dimensions, meta.m, dist, value, &et->neighbortid,
+		adopt_displaced(index, meta.dimensions, meta.m, dist, value, &newntid,
 						layer, displaced, ndisplaced);
 	}
 	UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
@@ -590,6 +597,7 @@ hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	Vector	   *v;
 	float	   *value;
 	AgentmemTimer timer;
+	bool		queued;
 
 	if (isnull[0])
 		return false;
@@ -605,10 +613,14 @@ hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 				 errmsg("expected %u dimensions, not %d", meta.dimensions, v->dim)));
 	HnswGetDistance(index, &dist);
 	value = palloc(sizeof(float) * v->dim);
-	if (HnswPrepareValue(&dist, v, value))
+	if (!HnswPrepareValue(&dist, v, value))
+		queued = false;			/* nothing to index */
+	else if (!(queued = HnswBatchQueue(index, v->dim, value, heap_tid)))
 		HnswInsertOnDisk(index, value, heap_tid, &dist, false);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
-	AgentmemTimerRecord(&timer, AGENTMEM_OP_HNSW_INSERT);
+	/* a queued row's time is recorded when its batch is linked */
+	if (!queued)
+		AgentmemTimerRecord(&timer, AGENTMEM_OP_HNSW_INSERT);
 	return false;
 }

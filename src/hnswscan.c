@@ -56,6 +56,8 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 
+	/* rows this backend queued in a batch must be found: link them first */
+	HnswBatchFlushIndex(scan->indexRelation);
 	if (keys && scan->numberOfKeys > 0)
 		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
 	if (orderbys && scan->numberOfOrderBys > 0)

@@ -23,6 +23,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "hnsw.h"
 #include "memory.h"
 #include "stats.h"
 #include "vector.h"
@@ -392,6 +393,31 @@ remember_check(const MemorySpace *space, ArrayType *contents, Datum *embeddings,
 }
 
 /*
+ * Run the INSERT with the hnsw index inserts queued, then link them into
+ * the graph together (hnswbatch.c): much cheaper than row by row.
+ */
+static void
+insert_batched(SPIPlanPtr plan, Datum *values, const char *nulls)
+{
+	bool		opened = HnswBatchBegin();
+
+	PG_TRY();
+	{
+		if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "agentmem: remember insert failed");
+		if (opened)
+			HnswBatchEnd();
+	}
+	PG_CATCH();
+	{
+		if (opened)
+			HnswBatchAbandon();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * Insert the rows in one statement and return their ids in input order:
  * rows are inserted in ordinal order and the identity column hands out
  * increasing ids, so RETURNING yields them in that order.
@@ -413,8 +439,7 @@ remember_insert(FunctionCallInfo fcinfo, const MemorySpace *space, Datum content
 				   " pg_catalog.unnest($3)) WITH ORDINALITY AS u(c, e, m, ord)"
 				   " ORDER BY u.ord RETURNING id",
 				   space->qualname);
-	if (SPI_execute_plan(MemoryPlan(sql, 3, argtypes), values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "agentmem: remember insert failed");
+	insert_batched(MemoryPlan(sql, 3, argtypes), values, nulls);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;

@@ -1,9 +1,11 @@
 # 023_hnsw_concurrency.t: inserts, deletes, searches and VACUUM at once.
 #
 # pgbench runs for 20 s with four clients mixing single-row inserts of
-# random vectors, deletes and k-nearest searches (plain and filtered with
-# an iterative scan), while a second pgbench client runs VACUUM every half
-# second.  No client may fail (a deadlock or any error aborts a pgbench
+# random vectors, batched inserts (agentmem.remember of 20 rows, linked
+# into the graph together under the index's update lock), deletes and
+# k-nearest searches (plain and filtered with an iterative scan), while a
+# second pgbench client runs VACUUM every half second.  The table is a
+# memory space's table.  No client may fail (a deadlock or any error aborts a pgbench
 # client).  Afterwards the index must be sound (hnsw_check), a complete
 # index scan must return every row of the table once, and the recall@10
 # of the index against an exact search on 30 random queries must stay
@@ -27,27 +29,34 @@ my $rand_vec = "(SELECT array_agg(random() * 2 - 1)::vector FROM generate_series
 my $node = new_node('concurrency');
 $node->append_conf('postgresql.conf', "autovacuum = off\nmax_connections = 30");
 $node->restart;
+$node->safe_psql('postgres', "SELECT agentmem.create_space('c', $dim, 'l2')");
+my $t = $node->safe_psql('postgres', "SELECT agentmem.space_table('c')");
+# tv: the space's table as the helpers (index_count, seq_count) read one
 $node->safe_psql(
 	'postgres', qq{
-	CREATE TABLE t (id bigserial PRIMARY KEY, v vector($dim));
-	INSERT INTO t (v) SELECT (SELECT array_agg(random() * 2 - 1)::vector
+	DROP INDEX ${t}_embedding;
+	CREATE VIEW tv AS SELECT id, embedding AS v FROM $t;
+	INSERT INTO $t (content, embedding) SELECT 'row', (SELECT array_agg(random() * 2 - 1)::vector
 							  FROM generate_series(1, $dim) WHERE g > 0)
 	FROM generate_series(1, 3000) g;
-	CREATE INDEX t_l2 ON t USING hnsw (v vector_l2_ops);
-	ANALYZE t;
+	CREATE INDEX t_l2 ON $t USING hnsw (embedding vector_l2_ops);
+	ANALYZE $t;
 });
-is($node->safe_psql('postgres', "SELECT elements, problems FROM agentmem.hnsw_info('t_l2')"),
+is($node->safe_psql('postgres', "SELECT elements, problems FROM agentmem.hnsw_info('agentmem_spaces.t_l2')"),
 	'3000|0', 'the index holds the first 3,000 rows');
 
 my $dir = Cwd::abs_path($node->basedir);
 my %scripts = (
-	'insert.sql' => "INSERT INTO t (v) SELECT $rand_vec;\n",
-	'delete.sql' => "\\set id random(1, 9000)\nDELETE FROM t WHERE id = :id;\n",
+	'insert.sql' => "INSERT INTO $t (content, embedding) SELECT 'row', $rand_vec;\n",
+	'remember.sql' => "SELECT count(*) FROM agentmem.remember('c', "
+	  . "array_fill('batch'::text, ARRAY[20]), "
+	  . "ARRAY(SELECT $rand_vec FROM generate_series(1, 20) g));\n",
+	'delete.sql' => "\\set id random(1, 20000)\nDELETE FROM $t WHERE id = :id;\n",
 	'search.sql' => "SET enable_seqscan = off;\n"
-	  . "SELECT id FROM t ORDER BY v <-> $rand_vec LIMIT 10;\n",
+	  . "SELECT id FROM $t ORDER BY embedding <-> $rand_vec LIMIT 10;\n",
 	'filtered.sql' => "SET enable_seqscan = off;\nSET hnsw.iterative_scan = relaxed_order;\n"
-	  . "SELECT id FROM t WHERE id % 20 = 7 ORDER BY v <-> $rand_vec LIMIT 5;\n",
-	'vacuum.sql' => "VACUUM t;\n\\sleep 500 ms\n",);
+	  . "SELECT id FROM $t WHERE id % 20 = 7 ORDER BY embedding <-> $rand_vec LIMIT 5;\n",
+	'vacuum.sql' => "VACUUM $t;\n\\sleep 500 ms\n",);
 for my $f (keys %scripts)
 {
 	open(my $fh, '>', "$dir/$f") or die $!;
@@ -60,7 +69,7 @@ my ($out1, $err1, $out2, $err2) = ('', '', '', '');
 my $workers = IPC::Run::start(
 	[
 		'pgbench', @conn, '-c', '4', '-j', '2', '-T', $seconds,
-		'-f', "$dir/insert.sql\@4", '-f', "$dir/delete.sql\@2",
+		'-f', "$dir/insert.sql\@3", '-f', "$dir/remember.sql\@1", '-f', "$dir/delete.sql\@2",
 		'-f', "$dir/search.sql\@3", '-f', "$dir/filtered.sql\@1"
 	],
 	'>', \$out1, '2>', \$err1);
@@ -82,16 +91,18 @@ cmp_ok($done // 0, '>', 1000, 'the clients ran more than 1,000 transactions');
 cmp_ok($vacuums // 0, '>=', 10, 'VACUUM ran at least 10 times');
 note("transactions: " . ($done // '?') . ", VACUUMs: " . ($vacuums // '?'));
 
-my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
+my $rows = $node->safe_psql('postgres', "SELECT count(*) FROM $t");
+cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM $t WHERE content = 'batch'"),
+	'>', 100, 'remember batches landed');
 note("rows at the end: $rows");
-hnsw_clean($node, 't_l2', 'after the concurrent run');
-is(index_count($node, 't', 't_l2'), seq_count($node, 't'),
+hnsw_clean($node, 'agentmem_spaces.t_l2', 'after the concurrent run');
+is(index_count($node, 'tv', 't_l2'), seq_count($node, 'tv'),
 	'a complete index scan returns every row once');
 # INDEX_CLEANUP ON: with few dead rows left, VACUUM may otherwise skip
 # the index (and leave elements of LP_DEAD heap items) by design
-$node->safe_psql('postgres', 'VACUUM (INDEX_CLEANUP ON) t');
-hnsw_clean($node, 't_l2', 'after a final VACUUM');
-is($node->safe_psql('postgres', "SELECT elements, deleted FROM agentmem.hnsw_info('t_l2')"),
+$node->safe_psql('postgres', "VACUUM (INDEX_CLEANUP ON) $t");
+hnsw_clean($node, 'agentmem_spaces.t_l2', 'after a final VACUUM');
+is($node->safe_psql('postgres', "SELECT elements, deleted FROM agentmem.hnsw_info('agentmem_spaces.t_l2')"),
 	"$rows|0", 'after a final VACUUM the index holds exactly the rows');
 
 # recall@10 at ef_search 100 against exact search on 30 random queries
@@ -99,16 +110,16 @@ my $recall = $node->safe_psql(
 	'postgres', qq{
 	CREATE TABLE q AS SELECT g AS qid, $rand_vec AS v FROM generate_series(1, 30) g;
 	SET enable_indexscan = off; SET enable_bitmapscan = off;
-	CREATE TABLE exact AS SELECT qid, ARRAY(SELECT id FROM t ORDER BY t.v <-> q.v LIMIT 10) AS ids FROM q;
+	CREATE TABLE exact AS SELECT qid, ARRAY(SELECT id FROM $t t ORDER BY t.embedding <-> q.v LIMIT 10) AS ids FROM q;
 	RESET enable_indexscan;
 	SET enable_seqscan = off; SET hnsw.ef_search = 100;
-	CREATE TABLE got AS SELECT qid, ARRAY(SELECT id FROM t ORDER BY t.v <-> q.v LIMIT 10) AS ids FROM q;
+	CREATE TABLE got AS SELECT qid, ARRAY(SELECT id FROM $t t ORDER BY t.embedding <-> q.v LIMIT 10) AS ids FROM q;
 	SELECT round(avg((SELECT count(*) FROM unnest(g.ids) x WHERE x = ANY (e.ids)) / 10.0), 3)
 	FROM got g JOIN exact e USING (qid);
 });
 cmp_ok($recall, '>=', 0.9, "recall\@10 at ef_search 100 is $recall (bar 0.9)");
 like($node->safe_psql('postgres',
-		"SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <-> (SELECT v FROM q LIMIT 1) LIMIT 10"),
+		"SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT id FROM $t ORDER BY embedding <-> (SELECT v FROM q LIMIT 1) LIMIT 10"),
 	qr/Index Scan using t_l2/, 'the recall queries scan the index');
 
 $node->stop;

@@ -1,0 +1,174 @@
+-- remember() links its rows into the hnsw index together (hnswbatch.c):
+-- the graph it leaves must be as searchable as row-by-row inserts leave it,
+-- a scan during the INSERT must see the queued rows, and an error must
+-- leave no batch open behind it.
+SELECT setseed(0.5);
+\i sql/include/hnsw_helpers.psql
+
+CREATE FUNCTION remember_random(space text, n int, dim int DEFAULT 16) RETURNS bigint
+LANGUAGE sql AS $$
+	SELECT count(*) FROM agentmem.remember(space,
+		(SELECT array_agg('row ' || i) FROM generate_series(1, n) i),
+		(SELECT array_agg(rand_vec(dim)) FROM generate_series(1, n) i))
+$$;
+
+-- problems hnsw_check finds in every vector index of a space's table
+CREATE FUNCTION check_space(space text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT count(*) FROM pg_index i, agentmem.hnsw_check(i.indexrelid::regclass)
+	 WHERE i.indrelid = agentmem.space_table(space) AND NOT i.indisprimary
+$$;
+
+-- rows whose own embedding, searched through index `idx`, finds them first
+CREATE FUNCTION found_self(space text, idx regclass, op text DEFAULT '<->') RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	t regclass := agentmem.space_table(space);
+	q text := format('SELECT count(*) FROM %s a WHERE a.id = '
+					 '(SELECT b.id FROM %s b ORDER BY b.embedding %s a.embedding LIMIT 1)', t, t, op);
+	plan text := '';
+	line text;
+	n bigint;
+BEGIN
+	PERFORM set_config('enable_seqscan', 'off', true);
+	PERFORM set_config('enable_bitmapscan', 'off', true);
+	FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+		plan := plan || line || E'\n';
+	END LOOP;
+	IF plan NOT LIKE '%Index Scan using ' || (SELECT relname FROM pg_class WHERE oid = idx) || ' on%' THEN
+		RAISE EXCEPTION 'expected a scan of %: %', idx, plan;
+	END IF;
+	EXECUTE q INTO n;
+	RETURN n;
+END $$;
+
+-- recall@k of the index against exact search, over nq random queries
+CREATE FUNCTION recall_at(tab regclass, nq int, k int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+	hits int := 0;
+	q vector;
+	sql text;
+BEGIN
+	FOR i IN 1..nq LOOP
+		q := rand_vec(16);
+		sql := format('SELECT id FROM %s ORDER BY embedding <-> %L LIMIT %s', tab, q, k);
+		hits := hits + cardinality(ARRAY(SELECT unnest(knn(sql, true))
+										 INTERSECT SELECT unnest(knn(sql, false))));
+	END LOOP;
+	RETURN hits::float8 / (nq * k);
+END $$;
+
+-- ------------------------------------------------ into an empty space, then a filled one
+SELECT agentmem.create_space('batch', 16, 'l2', m => 8, ef_construction => 40) IS NOT NULL AS created;
+SELECT remember_random('batch', 1500);
+SELECT check_space('batch') AS problems;
+SELECT remember_random('batch', 700);
+SELECT check_space('batch') AS problems;
+SET hnsw.ef_search = 100;
+SELECT found_self('batch', (agentmem.space_table('batch')::text || '_embedding')::regclass) AS found, rows
+  FROM agentmem.spaces WHERE space = 'batch';
+
+-- as searchable as the same rows inserted one by one (same data, same index)
+CREATE TABLE one_by_one (id bigint, embedding vector(16));
+CREATE INDEX one_by_one_idx ON one_by_one USING hnsw (embedding vector_l2_ops)
+  WITH (m = 8, ef_construction = 40);
+DO $$
+DECLARE r record;
+BEGIN
+	FOR r IN EXECUTE format('SELECT id, embedding FROM %s ORDER BY id', agentmem.space_table('batch')) LOOP
+		INSERT INTO one_by_one VALUES (r.id, r.embedding);
+	END LOOP;
+END $$;
+SET hnsw.ef_search = 40;
+SELECT setseed(0.25);
+CREATE TEMP TABLE recall_batch AS SELECT recall_at(agentmem.space_table('batch'), 100, 10) AS r;
+SELECT setseed(0.25);
+CREATE TEMP TABLE recall_rows AS SELECT recall_at('one_by_one', 100, 10) AS r;
+SELECT b.r > 0.85 AS batch_recall_ok, b.r >= o.r - 0.03 AS as_good_as_row_by_row
+  FROM recall_batch b, recall_rows o;
+RESET hnsw.ef_search;
+
+-- ------------------------------------------------ a scan during the INSERT sees the queued rows
+SELECT agentmem.create_space('trig', 4, 'l2') IS NOT NULL AS created;
+SELECT remember_random('trig', 50, 4);
+CREATE TABLE trig_log (id bigint, nearest bigint);
+CREATE FUNCTION trig_search() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE nearest bigint;
+BEGIN
+	SET LOCAL enable_seqscan = off;
+	EXECUTE format('SELECT id FROM %s ORDER BY embedding <-> %L LIMIT 1', TG_RELID::regclass, NEW.embedding)
+	   INTO nearest;
+	INSERT INTO trig_log VALUES (NEW.id, nearest);
+	RETURN NULL;
+END $$;
+SELECT format('CREATE TRIGGER search_each AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION trig_search()',
+			  agentmem.space_table('trig')) \gexec
+SELECT remember_random('trig', 30, 4);
+SELECT count(*) AS logged, count(*) FILTER (WHERE id = nearest) AS found_itself FROM trig_log;
+SELECT check_space('trig') AS problems;
+
+-- ------------------------------------------------ errors leave no batch open
+CREATE FUNCTION trig_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.content = 'boom' THEN
+		RAISE EXCEPTION 'boom at row %', NEW.content;
+	END IF;
+	RETURN NEW;
+END $$;
+SELECT format('CREATE TRIGGER boom BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION trig_boom()',
+			  agentmem.space_table('trig')) \gexec
+SELECT format('DROP TRIGGER search_each ON %s', agentmem.space_table('trig')) \gexec
+SELECT rows AS before FROM agentmem.spaces WHERE space = 'trig';
+-- the error comes from the INSERT, after rows before it were queued
+\set VERBOSITY terse
+SELECT count(*) FROM agentmem.remember('trig', ARRAY['a', 'b', 'boom', 'c'],
+	ARRAY['[1,1,1,1]', '[2,2,2,2]', '[3,3,3,3]', '[4,4,4,4]']::vector[]);
+\set VERBOSITY default
+SELECT rows AS after FROM agentmem.spaces WHERE space = 'trig';
+-- a plain INSERT afterwards goes straight into the index, not into a
+-- forgotten queue: the next search finds it
+SELECT format('INSERT INTO %s (content, embedding) VALUES (''plain'', ''[9,9,9,9]'')',
+			  agentmem.space_table('trig')) \gexec
+SELECT content FROM agentmem.recall('trig', '[9,9,9,9]', 1);
+-- the same with the error caught in a subtransaction, in one transaction
+BEGIN;
+DO $$
+BEGIN
+	PERFORM agentmem.remember('trig', ARRAY['d', 'boom'], ARRAY['[5,5,5,5]', '[6,6,6,6]']::vector[]);
+EXCEPTION WHEN raise_exception THEN
+	RAISE NOTICE 'caught: %', SQLERRM;
+END $$;
+SELECT count(*) FROM agentmem.remember('trig', ARRAY['e'], ARRAY['[7,7,7,7]']::vector[]);
+SELECT format('INSERT INTO %s (content, embedding) VALUES (''plain 2'', ''[8,8,8,8]'')',
+			  agentmem.space_table('trig')) \gexec
+SELECT content FROM agentmem.recall('trig', '[7,7,7,7]', 1)
+UNION ALL
+SELECT content FROM agentmem.recall('trig', '[8,8,8,8]', 1);
+COMMIT;
+SELECT check_space('trig') AS problems;
+
+-- ------------------------------------------------ a second vector index on the table
+SELECT format('CREATE INDEX batch_cosine ON %s USING hnsw (embedding vector_cosine_ops)',
+			  agentmem.space_table('batch')) \gexec
+SELECT remember_random('batch', 300);
+SELECT check_space('batch') AS problems;
+SET hnsw.ef_search = 100;
+SELECT found_self('batch', (agentmem.space_table('batch')::text || '_embedding')::regclass) AS found_l2,
+	   found_self('batch', 'agentmem_spaces.batch_cosine', '<=>') AS found_cosine, rows
+  FROM agentmem.spaces WHERE space = 'batch';
+RESET hnsw.ef_search;
+
+-- ------------------------------------------------ a batch larger than the queue
+-- (linked in parts of 20,000 rows while the INSERT runs)
+SELECT agentmem.create_space('large', 2, 'l2', m => 4, ef_construction => 10) IS NOT NULL AS created;
+SELECT remember_random('large', 20500, 2);
+SELECT check_space('large') AS problems;
+SET hnsw.ef_search = 40;
+SELECT found_self('large', (agentmem.space_table('large')::text || '_embedding')::regclass) > 20000 AS found_nearly_all;
+RESET hnsw.ef_search;
+
+-- ------------------------------------------------ hnsw_insert latency: one sample per row
+SELECT agentmem.latency_reset();
+SELECT remember_random('trig', 25, 4);
+SELECT calls FROM agentmem.latency WHERE operation = 'hnsw_insert';
+
+SELECT agentmem.drop_space(space) FROM agentmem.spaces ORDER BY space;

@@ -1,0 +1,94 @@
+# 026_hnsw_batch_wal.t: batched inserts (agentmem.remember) and the WAL.
+#
+# remember() links its rows into the hnsw graph together and writes each
+# changed page back once (hnswbatch.c).  Those page writes must reach a
+# streaming standby like any other: after committed and rolled-back
+# batches, the standby's index must be clean (hnsw_check) and answer every
+# search exactly as the primary's does.  Then the primary is killed with
+# SIGKILL right after a batch committed (no checkpoint since, so recovery
+# replays the batch from the WAL): after restart the index must be clean
+# and find every committed row by its own vector.
+use strict;
+use warnings;
+
+use lib "$ENV{AGENTMEM_TEST}/perl";
+use AgentmemHnsw;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $dim = 16;
+srand(26);
+sub random_vec { return vec_text([ map { rand(2) - 1 } 1 .. $dim ]); }
+
+# SQL that remembers rows $from .. $to, content "row N"
+sub remember_sql
+{
+	my ($from, $to) = @_;
+	my @ids = $from .. $to;
+	my $contents = join(', ', map { "'row $_'" } @ids);
+	my $vectors = join(', ', map { "'" . random_vec() . "'" } @ids);
+	return "SELECT count(*) FROM agentmem.remember('b', ARRAY[$contents], ARRAY[$vectors]::vector[])";
+}
+
+my $primary = new_node('primary', allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "autovacuum = off\ncheckpoint_timeout = '1h'");
+$primary->restart;
+$primary->safe_psql('postgres', "SELECT agentmem.create_space('b', $dim, 'l2', m => 8)");
+my $t = $primary->safe_psql('postgres', "SELECT agentmem.space_table('b')");
+my $idx = "${t}_embedding";
+is($primary->safe_psql('postgres', remember_sql(1, 600)), '600', 'a first batch into the empty space');
+
+$primary->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'b', has_streaming => 1);
+$standby->start;
+
+is($primary->safe_psql('postgres', remember_sql(601, 1400)), '800', 'a batch while the standby streams');
+$primary->safe_psql('postgres', 'BEGIN; ' . remember_sql(1401, 1700) . '; ROLLBACK;');
+is($primary->safe_psql('postgres', remember_sql(1701, 1900)), '200', 'a batch after a rolled-back one');
+$primary->safe_psql('postgres', "DELETE FROM $t WHERE id % 5 = 0; VACUUM $t;");
+is($primary->safe_psql('postgres', remember_sql(1901, 2300)), '400', 'a batch after VACUUM');
+$primary->wait_for_catchup($standby);
+
+hnsw_clean($primary, $idx, 'primary');
+hnsw_clean($standby, $idx, 'standby');
+my $queries = join(' UNION ALL ',
+	map { "(SELECT $_ AS q, id FROM $t ORDER BY embedding <-> '" . random_vec() . "' LIMIT 10)" }
+	  1 .. 20);
+my $search = "SET enable_seqscan = off; SET hnsw.ef_search = 100; $queries";
+my $on_primary = $primary->safe_psql('postgres', $search);
+is($standby->safe_psql('postgres', $search), $on_primary,
+	'20 searches on the standby return what they return on the primary');
+like($primary->safe_psql('postgres', "SET enable_seqscan = off; EXPLAIN (COSTS OFF) $queries"),
+	qr/Index Scan using/, 'the searches scan the index');
+
+# rows whose own vector, searched through the index, finds them first
+my $self = "SET enable_seqscan = off; SET hnsw.ef_search = 100; "
+  . "SELECT count(*) FROM $t a WHERE a.id = "
+  . "(SELECT b.id FROM $t b ORDER BY b.embedding <-> a.embedding LIMIT 1)";
+my $rows = $primary->safe_psql('postgres', "SELECT count(*) FROM $t");
+my $found = $primary->safe_psql('postgres', $self);
+cmp_ok($found, '>=', 0.99 * $rows, "the index finds $found of the $rows rows by their own vector");
+is($standby->safe_psql('postgres', $self), $found, 'so does the standby\'s');
+
+# crash right after a committed batch: recovery replays it from the WAL
+$standby->stop;
+$primary->safe_psql('postgres', 'CHECKPOINT');
+my $before = $primary->safe_psql('postgres', "SELECT count(*) FROM $t");
+is($primary->safe_psql('postgres', remember_sql(2301, 3300)), '1000', 'a batch of 1,000 committed');
+$found = $primary->safe_psql('postgres', $self);
+$on_primary = $primary->safe_psql('postgres', $search);
+$primary->stop('immediate');
+$primary->start;
+hnsw_clean($primary, $idx, 'after crash recovery');
+$rows = $primary->safe_psql('postgres', "SELECT count(*) FROM $t");
+is($rows, $before + 1000, 'every committed row is back');
+cmp_ok($found, '>=', 0.99 * $rows, "before the crash the index found $found of the $rows rows");
+is($primary->safe_psql('postgres', $self), $found, 'after recovery it finds the same rows');
+is($primary->safe_psql('postgres', $search), $on_primary, 'and the 20 searches return what they did');
+is($primary->safe_psql('postgres', remember_sql(3301, 3400)), '100', 'and takes batches again');
+hnsw_clean($primary, $idx, 'after a batch following recovery');
+
+$primary->stop;
+done_testing();

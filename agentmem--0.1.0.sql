@@ -737,6 +737,11 @@ CREATE FUNCTION agentmem.slo_check(operation text, p50_ms float8, p99_ms float8,
 COMMENT ON FUNCTION agentmem.slo_check(text, float8, float8) IS
 	'compare the p50 and p99 latency of an operation with targets in milliseconds';
 
+CREATE FUNCTION agentmem.statement_id(query text) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'agentmem_statement_id' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmem.statement_id(text) IS
+	'the queryid agentmem records for a statement when the server computes no query identifiers';
+
 CREATE FUNCTION agentmem.latency_reset() RETURNS void
 	AS 'MODULE_PATHNAME', 'agentmem_latency_reset' LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION agentmem.latency_reset() IS

@@ -386,7 +386,7 @@ scenario_connections() {
 }
 
 scenario_tracking() {
-	heading "5. Tracking overhead" "pgbench -S -M prepared with agentmem.track = none against all, alternating, $PGB_REPEATS rounds of ${PGB_TIME} s each; the budget is 2% of TPS."
+	heading "5. Tracking overhead" "pgbench -S (its built-in select-only workload, simple protocol) with agentmem.track = none against all, alternating, $PGB_REPEATS rounds of ${PGB_TIME} s each; the budget is 2% of TPS."
 	if [[ -z $(sql "SELECT current_setting('agentmem.track', true)") ]]; then
 		skip "setting agentmem.track" "statistics, issue 5: scenario 5 skipped"; return 0
 	fi
@@ -397,7 +397,7 @@ scenario_tracking() {
 		for ((r = 1; r <= PGB_REPEATS; r++)); do
 			for track in none all; do
 				PGOPTIONS="-c agentmem.track=$track" \
-					pgb_run tracking "track=$track round $r" "$c" -S -M prepared
+					pgb_run tracking "track=$track round $r" "$c" -S
 			done
 		done
 	done

@@ -2,7 +2,7 @@
 -- latency_reset: counts equal the statements run, percentiles are ordered,
 -- reset forgets.  Timings vary, so only counts and comparisons are shown.
 SET agentmem.track = 'all';
--- the server was not started with track = all: ask for query identifiers
+-- PostgreSQL's query identifiers here (stats_statement_id tests agentmem's fingerprints)
 SET compute_query_id = on;
 SET agentmem.n_plus_one_log = 'none';
 

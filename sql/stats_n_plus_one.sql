@@ -2,7 +2,7 @@
 -- times in one transaction, or in one burst of autocommit statements, is
 -- recorded in agentmem.n_plus_one and reported per agentmem.n_plus_one_log.
 SET agentmem.track = 'all';
--- the server was not started with track = all: ask for query identifiers
+-- PostgreSQL's query identifiers here (stats_statement_id tests agentmem's fingerprints)
 SET compute_query_id = on;
 SET agentmem.n_plus_one_log = 'notice';
 SHOW agentmem.n_plus_one_threshold;

@@ -45,7 +45,6 @@
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/queryjumble.h"
 #include "utils/timestamp.h"
 
 #include "stats_internal.h"
@@ -233,15 +232,12 @@ StatsInit(void)
 	stats_assign_track(stats_track, NULL);
 
 	/*
-	 * Per-statement rows and N+1 detection need query identifiers.  Ask
-	 * for them (compute_query_id = auto then means on) only when the
-	 * server starts with agentmem.track = all: computing them costs about
-	 * 3% of a primary-key SELECT, which the default level never uses.
-	 * Otherwise compute_query_id = on, or pg_stat_statements, provides them.
+	 * Per-statement rows and N+1 detection need statement identities.
+	 * agentmem does not ask PostgreSQL for query identifiers (EnableQueryId):
+	 * computing them costs about 2.7% of a primary-key SELECT.  It uses them
+	 * when the server computes them anyway (compute_query_id = on, or
+	 * pg_stat_statements), and its own fingerprint otherwise (stmtid.c).
 	 */
-	if (stats_track == STATS_TRACK_ALL)
-		EnableQueryId();
-
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = stats_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
@@ -651,6 +647,15 @@ stats_statement_done(uint64 queryid, uint64 us, QueryDesc *queryDesc)
 		n1_report(repeats, in_block);
 }
 
+/* PostgreSQL's query identifier if it computed one, else ours. */
+static uint64
+statement_id(const PlannedStmt *pstmt, const char *source)
+{
+	if (pstmt->queryId != 0)
+		return pstmt->queryId;
+	return StatementFingerprint(source, pstmt->stmt_location, pstmt->stmt_len);
+}
+
 static inline bool
 stats_statement_tracked(void)
 {
@@ -767,7 +772,7 @@ stats_ExecutorEnd(QueryDesc *queryDesc)
 	if (e != NULL)
 	{
 		e->queryDesc = NULL;
-		stats_statement_done(queryDesc->plannedstmt->queryId,
+		stats_statement_done(statement_id(queryDesc->plannedstmt, queryDesc->sourceText),
 							 stats_us(INSTR_TIME_GET_DOUBLE(e->total)), queryDesc);
 	}
 	if (prev_ExecutorEnd)
@@ -817,7 +822,7 @@ stats_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					 DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	uint64		queryid = pstmt->queryId;	/* pstmt may not survive */
+	uint64		queryid;
 	bool		passthrough = IsA(parsetree, ExecuteStmt) ||
 		IsA(parsetree, PrepareStmt) || IsA(parsetree, DeallocateStmt);
 	instr_time	start,
@@ -829,6 +834,7 @@ stats_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						  queryEnv, dest, qc, !passthrough);
 		return;
 	}
+	queryid = statement_id(pstmt, queryString);	/* pstmt may not survive */
 	INSTR_TIME_SET_CURRENT(start);
 	stats_run_utility(pstmt, queryString, readOnlyTree, context, params,
 					  queryEnv, dest, qc, true);

@@ -99,6 +99,9 @@ StatsSlotTable(StatsSlot *slot)
 extern const char *const stats_op_names[AGENTMEM_NUM_OPS];
 
 extern void StatsRequireShared(void);
+
+/* stmtid.c */
+extern uint64 StatementFingerprint(const char *src, int loc, int len);
 extern bool StatsCopySlot(int i, Size offset, Size len, void *dest);
 
 #endif							/* AGENTMEM_STATS_INTERNAL_H */

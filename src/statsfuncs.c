@@ -28,6 +28,7 @@
 #include "stats_internal.h"
 
 PG_FUNCTION_INFO_V1(agentmem_latency);
+PG_FUNCTION_INFO_V1(agentmem_statement_id);
 PG_FUNCTION_INFO_V1(agentmem_statement_latency);
 PG_FUNCTION_INFO_V1(agentmem_latency_histogram);
 PG_FUNCTION_INFO_V1(agentmem_latency_reset);
@@ -177,6 +178,19 @@ agentmem_latency_reset(PG_FUNCTION_ARGS)
 	StatsRequireShared();
 	pg_atomic_fetch_add_u64(&stats_shared->generation, 1);
 	PG_RETURN_VOID();
+}
+
+/*
+ * agentmem.statement_id(query text): the identifier agentmem records for a
+ * statement when PostgreSQL computes none (stmtid.c).  Needs no shared
+ * memory: it is a pure function of the text.
+ */
+Datum
+agentmem_statement_id(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_INT64((int64) StatementFingerprint(query, -1, 0));
 }
 
 /* A target argument: not null, not NaN, not negative. */

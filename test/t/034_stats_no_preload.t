@@ -32,6 +32,9 @@ like($node->safe_psql('postgres',
 		q{SET enable_seqscan = off; EXPLAIN SELECT id FROM items ORDER BY v <-> '[9,9,9]' LIMIT 1}),
 	qr/Index Scan using items_v_idx/, 'through the hnsw index');
 
+is($node->safe_psql('postgres', q{SELECT agentmem.statement_id('SELECT 1') = agentmem.statement_id('select 2')}),
+	't', 'statement_id, a pure function of the text, needs no preloading');
+
 my @calls = (
 	'SELECT * FROM agentmem.latency',
 	'SELECT * FROM agentmem.statement_latency',

@@ -158,9 +158,12 @@ SELECT found_self('batch', (agentmem.space_table('batch')::text || '_embedding')
 RESET hnsw.ef_search;
 
 -- ------------------------------------------------ a batch larger than the queue
--- (linked in parts of 20,000 rows while the INSERT runs)
+-- (linked in parts of 20,000 rows while the INSERT runs), with the graph in
+-- memory written back and dropped each time it outgrows maintenance_work_mem
 SELECT agentmem.create_space('large', 2, 'l2', m => 4, ef_construction => 10) IS NOT NULL AS created;
+SET maintenance_work_mem = '1MB';
 SELECT remember_random('large', 20500, 2);
+RESET maintenance_work_mem;
 SELECT check_space('large') AS problems;
 SET hnsw.ef_search = 40;
 SELECT found_self('large', (agentmem.space_table('large')::text || '_embedding')::regclass) > 20000 AS found_nearly_all;

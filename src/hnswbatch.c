@@ -988,17 +988,23 @@ record_latency(instr_time start, int n)
 }
 
 /*
- * Link the rows queued for one index.  hnsw_insert latency gets one sample
- * per row: the batch's time divided evenly.
+ * Link the rows queued for one index.  The part of the graph in memory is
+ * written back and dropped whenever it outgrows maintenance_work_mem, so a
+ * batch into a huge index of long vectors cannot take unbounded memory.
+ * hnsw_insert latency gets one sample per row: the batch's time divided
+ * evenly.
  */
 static void
 link_queue(Relation index, QueuedIndex *q)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw batch link",
 											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext graph_cxt = AllocSetContextCreate(cxt, "hnsw batch graph",
+													ALLOCSET_DEFAULT_SIZES);
 	MemoryContext scratch = AllocSetContextCreate(cxt, "hnsw batch insert",
 												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
+	MemoryContext old = MemoryContextSwitchTo(graph_cxt);
+	Size		limit = (Size) maintenance_work_mem * 1024;
 	HnswMetaPageData meta;
 	HnswDistance dist;
 	BatchGraph	g;
@@ -1015,6 +1021,13 @@ link_queue(Relation index, QueuedIndex *q)
 	{
 		CHECK_FOR_INTERRUPTS();
 		insert_one(&g, q->values + (Size) i * q->dim, &q->heaptids[i], scratch);
+		if (i + 1 < n && MemoryContextMemAllocated(graph_cxt, true) > limit)
+		{
+			write_back(&g);
+			MemoryContextReset(graph_cxt);
+			HnswReadMeta(index, &meta);
+			graph_init(&g, index, &meta, &dist);
+		}
 	}
 	write_back(&g);
 	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);

@@ -18,6 +18,13 @@ CREATE FUNCTION check_space(space text) RETURNS bigint LANGUAGE sql AS $$
 	 WHERE i.indrelid = agentmem.space_table(space) AND NOT i.indisprimary
 $$;
 
+-- run a statement with %s standing for a space's table (unlike \gexec,
+-- this does not echo the table's name, which depends on the test order)
+CREATE FUNCTION on_space(space text, stmt text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format(stmt, agentmem.space_table(space));
+END $$;
+
 -- rows whose own embedding, searched through index `idx`, finds them first
 CREATE FUNCTION found_self(space text, idx regclass, op text DEFAULT '<->') RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -64,7 +71,9 @@ SELECT check_space('batch') AS problems;
 SELECT remember_random('batch', 700);
 SELECT check_space('batch') AS problems;
 SET hnsw.ef_search = 100;
-SELECT found_self('batch', (agentmem.space_table('batch')::text || '_embedding')::regclass) AS found, rows
+-- (an approximate index may miss a row or two: 99% is the bar)
+SELECT found_self('batch', (agentmem.space_table('batch')::text || '_embedding')::regclass)
+	   >= 0.99 * rows AS found_self, rows
   FROM agentmem.spaces WHERE space = 'batch';
 
 -- as searchable as the same rows inserted one by one (same data, same index)
@@ -100,8 +109,7 @@ BEGIN
 	INSERT INTO trig_log VALUES (NEW.id, nearest);
 	RETURN NULL;
 END $$;
-SELECT format('CREATE TRIGGER search_each AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION trig_search()',
-			  agentmem.space_table('trig')) \gexec
+SELECT on_space('trig', 'CREATE TRIGGER search_each AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION trig_search()');
 SELECT remember_random('trig', 30, 4);
 SELECT count(*) AS logged, count(*) FILTER (WHERE id = nearest) AS found_itself FROM trig_log;
 SELECT check_space('trig') AS problems;
@@ -114,9 +122,8 @@ BEGIN
 	END IF;
 	RETURN NEW;
 END $$;
-SELECT format('CREATE TRIGGER boom BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION trig_boom()',
-			  agentmem.space_table('trig')) \gexec
-SELECT format('DROP TRIGGER search_each ON %s', agentmem.space_table('trig')) \gexec
+SELECT on_space('trig', 'CREATE TRIGGER boom BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION trig_boom()');
+SELECT on_space('trig', 'DROP TRIGGER search_each ON %s');
 SELECT rows AS before FROM agentmem.spaces WHERE space = 'trig';
 -- the error comes from the INSERT, after rows before it were queued
 \set VERBOSITY terse
@@ -126,8 +133,7 @@ SELECT count(*) FROM agentmem.remember('trig', ARRAY['a', 'b', 'boom', 'c'],
 SELECT rows AS after FROM agentmem.spaces WHERE space = 'trig';
 -- a plain INSERT afterwards goes straight into the index, not into a
 -- forgotten queue: the next search finds it
-SELECT format('INSERT INTO %s (content, embedding) VALUES (''plain'', ''[9,9,9,9]'')',
-			  agentmem.space_table('trig')) \gexec
+SELECT on_space('trig', 'INSERT INTO %s (content, embedding) VALUES (''plain'', ''[9,9,9,9]'')');
 SELECT content FROM agentmem.recall('trig', '[9,9,9,9]', 1);
 -- the same with the error caught in a subtransaction, in one transaction
 BEGIN;
@@ -138,8 +144,7 @@ EXCEPTION WHEN raise_exception THEN
 	RAISE NOTICE 'caught: %', SQLERRM;
 END $$;
 SELECT count(*) FROM agentmem.remember('trig', ARRAY['e'], ARRAY['[7,7,7,7]']::vector[]);
-SELECT format('INSERT INTO %s (content, embedding) VALUES (''plain 2'', ''[8,8,8,8]'')',
-			  agentmem.space_table('trig')) \gexec
+SELECT on_space('trig', 'INSERT INTO %s (content, embedding) VALUES (''plain 2'', ''[8,8,8,8]'')');
 SELECT content FROM agentmem.recall('trig', '[7,7,7,7]', 1)
 UNION ALL
 SELECT content FROM agentmem.recall('trig', '[8,8,8,8]', 1);
@@ -147,13 +152,13 @@ COMMIT;
 SELECT check_space('trig') AS problems;
 
 -- ------------------------------------------------ a second vector index on the table
-SELECT format('CREATE INDEX batch_cosine ON %s USING hnsw (embedding vector_cosine_ops)',
-			  agentmem.space_table('batch')) \gexec
+SELECT on_space('batch', 'CREATE INDEX batch_cosine ON %s USING hnsw (embedding vector_cosine_ops)');
 SELECT remember_random('batch', 300);
 SELECT check_space('batch') AS problems;
 SET hnsw.ef_search = 100;
-SELECT found_self('batch', (agentmem.space_table('batch')::text || '_embedding')::regclass) AS found_l2,
-	   found_self('batch', 'agentmem_spaces.batch_cosine', '<=>') AS found_cosine, rows
+SELECT found_self('batch', (agentmem.space_table('batch')::text || '_embedding')::regclass)
+	   >= 0.99 * rows AS found_l2,
+	   found_self('batch', 'agentmem_spaces.batch_cosine', '<=>') >= 0.99 * rows AS found_cosine, rows
   FROM agentmem.spaces WHERE space = 'batch';
 RESET hnsw.ef_search;
 
@@ -166,7 +171,8 @@ SELECT remember_random('large', 20500, 2);
 RESET maintenance_work_mem;
 SELECT check_space('large') AS problems;
 SET hnsw.ef_search = 40;
-SELECT found_self('large', (agentmem.space_table('large')::text || '_embedding')::regclass) > 20000 AS found_nearly_all;
+SELECT found_self('large', (agentmem.space_table('large')::text || '_embedding')::regclass)
+	   >= 0.99 * 20500 AS found_self;
 RESET hnsw.ef_search;
 
 -- ------------------------------------------------ hnsw_insert latency: one sample per row

@@ -157,6 +157,18 @@ typedef HnswNeighborTupleData *HnswNeighborTuple;
 
 /* ---------- in-memory helpers ---------- */
 
+/* MurmurHash3's 64-bit finaliser: cheap and mixes all bits (hash tables). */
+static inline uint32
+HnswHash64(uint64 k)
+{
+	k ^= k >> 33;
+	k *= UINT64CONST(0xff51afd7ed558ccd);
+	k ^= k >> 33;
+	k *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	k ^= k >> 33;
+	return (uint32) k;
+}
+
 /* TIDs packed into 64 bits: the search's element identifiers on disk. */
 static inline uint64
 HnswPackTid(BlockNumber blkno, OffsetNumber offno)

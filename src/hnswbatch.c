@@ -201,20 +201,11 @@ typedef struct TidEntry
 	char		status;
 } TidEntry;
 
-static inline uint32
-tid_hash(uint64 k)
-{
-	k ^= k >> 33;
-	k *= UINT64CONST(0xff51afd7ed558ccd);
-	k ^= k >> 33;
-	return (uint32) k;
-}
-
 #define SH_PREFIX tidmap
 #define SH_ELEMENT_TYPE TidEntry
 #define SH_KEY_TYPE uint64
 #define SH_KEY key
-#define SH_HASH_KEY(tb, k) tid_hash(k)
+#define SH_HASH_KEY(tb, k) HnswHash64(k)
 #define SH_EQUAL(tb, a, b) ((a) == (b))
 #define SH_SCOPE static inline
 #define SH_DECLARE
@@ -699,12 +690,23 @@ prepare_layer(BatchGraph *g, BNode *e, int layer)
 	e->prepared |= 1u << layer;
 }
 
+typedef struct ToNewArg
+{
+	BatchGraph *g;
+	const float *q;
+} ToNewArg;
+
+static float
+batch_to_new(void *arg, int32 id)
+{
+	ToNewArg   *a = arg;
+
+	return node_distance(a->g, a->q, id);
+}
+
 /*
- * Add q to e's list in `layer`, the heuristic applied incrementally as in
- * the build (add_backlink in hnswgraph.c): q is checked against the
- * accepted links nearer than it, accepted links farther than q against q
- * only; a full list drops its farthest fill link, or its farthest link.
- * Returns the member pushed out, or -1.
+ * Add q to e's list in `layer` (HnswSortedListAdd: the heuristic applied
+ * incrementally, as in the build).  Returns the member q pushed out, or -1.
  */
 static int32
 link_back(BatchGraph *g, int32 e, int32 q, int layer)
@@ -712,67 +714,25 @@ link_back(BatchGraph *g, int32 e, int32 q, int layer)
 	BNode	   *ne;
 	int			start = HNSW_LAYER_START(g->m, layer);
 	int			nslots = HNSW_LAYER_SLOTS(g->m, layer);
-	int32	   *nbrs;
-	float	   *ndist;
-	bool	   *acc;
-	const float *qvec = node(g, q)->vec;
-	float		distance;
-	bool		accepted = true;
-	int32		dropped = -1;
-	int			n,
-				pos;
+	ToNewArg	arg = {g, node(g, q)->vec};
+	HnswSortedList l;
+	int			before;
+	int32		dropped;
 
 	if (!ensure_links(g, e) || node(g, e)->level < layer)
 		return -1;
 	ne = node(g, e);
 	if (!(ne->prepared & (1u << layer)))
 		prepare_layer(g, ne, layer);
-	nbrs = ne->links + start;
-	ndist = ne->ldist + start;
-	acc = ne->accepted + start;
-	n = layer_count(ne, start, nslots);
-	distance = node_distance(g, ne->vec, q);
-	for (int i = 0; i < n && ndist[i] <= distance && accepted; i++)
-	{
-		if (acc[i] && node_distance(g, qvec, nbrs[i]) < distance)
-			accepted = false;
-	}
-	for (int i = 0; accepted && i < n; i++)
-	{
-		if (ndist[i] > distance && acc[i] && node_distance(g, qvec, nbrs[i]) < ndist[i])
-			acc[i] = false;
-	}
-	if (n == nslots)
-	{
-		int			drop = n - 1;
-
-		for (int i = n - 1; i >= 0; i--)
-		{
-			if (!acc[i])
-			{
-				drop = i;
-				break;
-			}
-		}
-		/* a rejected q farther than every fill link is not kept */
-		if (!accepted && (acc[drop] || ndist[drop] <= distance))
-			return -1;
-		dropped = nbrs[drop];
-		memmove(&nbrs[drop], &nbrs[drop + 1], sizeof(int32) * (n - drop - 1));
-		memmove(&ndist[drop], &ndist[drop + 1], sizeof(float) * (n - drop - 1));
-		memmove(&acc[drop], &acc[drop + 1], sizeof(bool) * (n - drop - 1));
-		n--;
-	}
-	for (pos = n; pos > 0 && ndist[pos - 1] > distance; pos--)
-	{
-		nbrs[pos] = nbrs[pos - 1];
-		ndist[pos] = ndist[pos - 1];
-		acc[pos] = acc[pos - 1];
-	}
-	nbrs[pos] = q;
-	ndist[pos] = distance;
-	acc[pos] = accepted;
-	ne->dirty = true;
+	l.ids = ne->links + start;
+	l.dist = ne->ldist + start;
+	l.accepted = ne->accepted + start;
+	l.n = before = layer_count(ne, start, nslots);
+	l.cap = nslots;
+	dropped = HnswSortedListAdd(&l, q, node_distance(g, ne->vec, q), batch_to_new, &arg);
+	/* q went in: the list grew, or pushed a member out */
+	if (dropped >= 0 || l.n > before)
+		ne->dirty = true;
 	return dropped;
 }
 
@@ -798,22 +758,14 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 			node_distance(g, nq->vec, list[i]) : -1;
 	for (int x = 0; x < ndisplaced; x++)
 	{
-		int			slot = -1;
+		int			slot;
 		bool		present = false;
 
 		for (int i = 0; i < nslots && !present; i++)
 			present = list[i] == displaced[x];
 		if (present || !ensure_vector(g, displaced[x]))
 			continue;
-		for (int i = 0; i < nslots; i++)
-		{
-			if (adopted[i])
-				continue;
-			if (slot < 0 || d[i] < 0 || (d[slot] >= 0 && d[i] > d[slot]))
-				slot = i;
-			if (d[slot] < 0)
-				break;
-		}
+		slot = HnswAdoptSlot(d, adopted, nslots);
 		if (slot < 0)
 			break;
 		list[slot] = displaced[x];

@@ -286,112 +286,70 @@ set_neighbors(HnswMemGraph *g, HnswMemElement *e, int layer,
 	pfree(verdict);
 }
 
+/* A view of e's list that starts at slot `start` and holds n links. */
+static HnswSortedList
+list_view(const HnswMemGraph *g, HnswMemElement *e, int start, int n, int cap)
+{
+	HnswSortedList l;
+
+	l.ids = elem_nbrs(g, e) + start;
+	l.dist = elem_ndist(g, e) + start;
+	l.accepted = elem_accepted(g, e) + start;
+	l.n = n;
+	l.cap = cap;
+	return l;
+}
+
 /* Insert a link at its sorted place; the list must have room. */
 static void
 insert_sorted(const HnswMemGraph *g, HnswMemElement *e, int start, int n,
 			  int32 id, float d, bool accepted)
 {
-	int32	   *nbrs = elem_nbrs(g, e) + start;
-	float	   *ndist = elem_ndist(g, e) + start;
-	bool	   *acc = elem_accepted(g, e) + start;
-	int			pos = n;
+	HnswSortedList l = list_view(g, e, start, n, n + 1);
 
-	while (pos > 0 && ndist[pos - 1] > d)
-	{
-		nbrs[pos] = nbrs[pos - 1];
-		ndist[pos] = ndist[pos - 1];
-		acc[pos] = acc[pos - 1];
-		pos--;
-	}
-	nbrs[pos] = id;
-	ndist[pos] = d;
-	acc[pos] = accepted;
+	HnswSortedListInsert(&l, id, d, accepted);
 }
 
 static void
 remove_slot(const HnswMemGraph *g, HnswMemElement *e, int start, int n, int pos)
 {
-	int32	   *nbrs = elem_nbrs(g, e) + start;
-	float	   *ndist = elem_ndist(g, e) + start;
-	bool	   *acc = elem_accepted(g, e) + start;
+	HnswSortedList l = list_view(g, e, start, n, n);
 
-	for (int i = pos; i < n - 1; i++)
-	{
-		nbrs[i] = nbrs[i + 1];
-		ndist[i] = ndist[i + 1];
-		acc[i] = acc[i + 1];
-	}
+	HnswSortedListRemove(&l, pos);
+}
+
+typedef struct ToNewArg
+{
+	HnswMemGraph *g;
+	const float *q;
+} ToNewArg;
+
+static float
+mem_to_new(void *arg, int32 id)
+{
+	ToNewArg   *a = arg;
+
+	return HnswDistanceCompute(&a->g->dist, a->q, elem_vec(elem(a->g, id)), a->g->dim);
 }
 
 /*
- * Link `from` to new element `to`.  The heuristic is applied
- * incrementally: the new link is checked against the accepted links
- * nearer than it, and accepted links farther than it are checked against
- * the new one only.  A full list then drops its farthest fill link, or its
- * farthest link if all passed.  That costs at most one distance per slot
- * instead of re-running Algorithm 4 over the whole list (pgvector caches
- * the same verdicts for the same reason).  Returns the element pushed out
- * of the list by the new link, or -1.
+ * Link `from` to new element `to` (HnswSortedListAdd: the heuristic applied
+ * incrementally).  Returns the element pushed out of the list, or -1.
  */
 static int
 add_backlink(HnswMemGraph *g, int from, int to, float distance, int layer)
 {
 	HnswMemElement *e = elem(g, from);
-	const float *q = elem_vec(elem(g, to));
-	int			start = layer_start(g->m, layer);
-	int32	   *nbrs,
-			   *counts;
-	float	   *ndist;
-	bool	   *acc;
-	int			n;
-	bool		accepted = true;
-	int			dropped = -1;
+	ToNewArg	arg = {g, elem_vec(elem(g, to))};
+	int32	   *counts;
+	HnswSortedList l;
+	int			dropped;
 
 	elem_lock(g, e, LW_EXCLUSIVE);
 	counts = elem_counts(g, e);
-	nbrs = elem_nbrs(g, e) + start;
-	ndist = elem_ndist(g, e) + start;
-	acc = elem_accepted(g, e) + start;
-	n = counts[layer];
-	for (int i = 0; i < n && ndist[i] <= distance && accepted; i++)
-	{
-		if (acc[i] &&
-			HnswDistanceCompute(&g->dist, q, elem_vec(elem(g, nbrs[i])), g->dim) < distance)
-			accepted = false;
-	}
-	if (accepted)
-	{
-		for (int i = 0; i < n; i++)
-		{
-			if (ndist[i] > distance && acc[i] &&
-				HnswDistanceCompute(&g->dist, q, elem_vec(elem(g, nbrs[i])), g->dim) < ndist[i])
-				acc[i] = false;
-		}
-	}
-	if (n == layer_cap(g->m, layer))
-	{
-		int			drop = n - 1;
-
-		for (int i = n - 1; i >= 0; i--)
-		{
-			if (!acc[i])
-			{
-				drop = i;
-				break;
-			}
-		}
-		/* a rejected new link farther than every fill link is not kept */
-		if (!accepted && (acc[drop] || ndist[drop] <= distance))
-		{
-			elem_unlock(g, e);
-			return -1;
-		}
-		dropped = nbrs[drop];
-		remove_slot(g, e, start, n, drop);
-		n--;
-	}
-	insert_sorted(g, e, start, n, to, distance, accepted);
-	counts[layer] = n + 1;
+	l = list_view(g, e, layer_start(g->m, layer), counts[layer], layer_cap(g->m, layer));
+	dropped = HnswSortedListAdd(&l, to, distance, mem_to_new, &arg);
+	counts[layer] = l.n;
 	elem_unlock(g, e);
 	return dropped;
 }

@@ -88,4 +88,29 @@ extern int	HnswSelectNeighbors(const HnswCandidate *sorted, int n, int max,
 								HnswPairDistanceFn pair, void *arg, int *chosen,
 								int *naccepted);
 
+/*
+ * hnswutils.c: a neighbour list in memory, nearest first, with each link's
+ * heuristic verdict (accepted, or a fill link); the build and batched
+ * inserts keep their lists this way.
+ */
+typedef struct HnswSortedList
+{
+	int32	   *ids;
+	float	   *dist;
+	bool	   *accepted;
+	int			n;				/* links in use */
+	int			cap;
+} HnswSortedList;
+
+/* distance from the element being linked to member `id` */
+typedef float (*HnswMemberDistanceFn) (void *arg, int32 id);
+
+extern void HnswSortedListInsert(HnswSortedList *l, int32 id, float dist, bool accepted);
+extern void HnswSortedListRemove(HnswSortedList *l, int pos);
+extern int32 HnswSortedListAdd(HnswSortedList *l, int32 q, float dist,
+							   HnswMemberDistanceFn to_q, void *arg);
+
+/* hnswutils.c: where a displaced link is adopted (adopt_displaced) */
+extern int	HnswAdoptSlot(const float *dist, const bool *adopted, int n);
+
 #endif							/* AGENTMEM_HNSWGRAPH_H */

@@ -456,23 +456,14 @@ adopt_displaced(Relation index, int dim, int m, const HnswDistance *dist,
 	}
 	for (int x = 0; x < ndisplaced; x++)
 	{
-		int			slot = -1;
+		int			slot;
 		bool		present = false;
 
 		for (int i = 0; i < n && !present; i++)
 			present = ItemPointerEquals(&next[i], &displaced[x]);
 		if (present || !load_vector(index, &displaced[x], dim, vec, NULL, NULL))
 			continue;
-		/* a free slot, else the farthest link not adopted here */
-		for (int i = 0; i < n; i++)
-		{
-			if (adopted[i])
-				continue;
-			if (slot < 0 || d[i] < 0 || (d[slot] >= 0 && d[i] > d[slot]))
-				slot = i;
-			if (d[slot] < 0)
-				break;
-		}
+		slot = HnswAdoptSlot(d, adopted, n);
 		if (slot < 0)
 			break;
 		next[slot] = displaced[x];

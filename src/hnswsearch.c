@@ -30,23 +30,11 @@ typedef struct VisitedEntry
 	char		status;
 } VisitedEntry;
 
-/* MurmurHash3's 64-bit finaliser: cheap and mixes all bits. */
-static inline uint32
-mix64(uint64 k)
-{
-	k ^= k >> 33;
-	k *= UINT64CONST(0xff51afd7ed558ccd);
-	k ^= k >> 33;
-	k *= UINT64CONST(0xc4ceb9fe1a85ec53);
-	k ^= k >> 33;
-	return (uint32) k;
-}
-
 #define SH_PREFIX visitedhash
 #define SH_ELEMENT_TYPE VisitedEntry
 #define SH_KEY_TYPE uint64
 #define SH_KEY key
-#define SH_HASH_KEY(tb, k) mix64(k)
+#define SH_HASH_KEY(tb, k) HnswHash64(k)
 #define SH_EQUAL(tb, a, b) ((a) == (b))
 #define SH_SCOPE static inline
 #define SH_DECLARE

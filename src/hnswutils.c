@@ -458,3 +458,106 @@ HnswSelectNeighbors(const HnswCandidate *sorted, int n, int max,
 	pfree(rejected);
 	return nchosen;
 }
+
+/* ---------- neighbour lists in memory, nearest first ---------- */
+
+/* Insert a link at its sorted place; the list must have room. */
+void
+HnswSortedListInsert(HnswSortedList *l, int32 id, float dist, bool accepted)
+{
+	int			pos = l->n;
+
+	while (pos > 0 && l->dist[pos - 1] > dist)
+	{
+		l->ids[pos] = l->ids[pos - 1];
+		l->dist[pos] = l->dist[pos - 1];
+		l->accepted[pos] = l->accepted[pos - 1];
+		pos--;
+	}
+	l->ids[pos] = id;
+	l->dist[pos] = dist;
+	l->accepted[pos] = accepted;
+	l->n++;
+}
+
+void
+HnswSortedListRemove(HnswSortedList *l, int pos)
+{
+	for (int i = pos; i < l->n - 1; i++)
+	{
+		l->ids[i] = l->ids[i + 1];
+		l->dist[i] = l->dist[i + 1];
+		l->accepted[i] = l->accepted[i + 1];
+	}
+	l->n--;
+}
+
+/*
+ * Link new element q, at distance `dist`, into the list.  The heuristic is
+ * applied incrementally: q is checked against the accepted links nearer
+ * than it, and accepted links farther than q against q only.  A full list
+ * then drops its farthest fill link, or its farthest link if all passed;
+ * a rejected q farther than every fill link is not kept.  That costs at
+ * most one distance per slot instead of re-running Algorithm 4 over the
+ * whole list (pgvector caches the same verdicts for the same reason).
+ * Returns the member q pushed out of the list, or -1.
+ */
+int32
+HnswSortedListAdd(HnswSortedList *l, int32 q, float dist,
+				  HnswMemberDistanceFn to_q, void *arg)
+{
+	bool		accepted = true;
+	int32		dropped = -1;
+
+	for (int i = 0; i < l->n && l->dist[i] <= dist && accepted; i++)
+	{
+		if (l->accepted[i] && to_q(arg, l->ids[i]) < dist)
+			accepted = false;
+	}
+	for (int i = 0; accepted && i < l->n; i++)
+	{
+		if (l->dist[i] > dist && l->accepted[i] && to_q(arg, l->ids[i]) < l->dist[i])
+			l->accepted[i] = false;
+	}
+	if (l->n == l->cap)
+	{
+		int			drop = l->n - 1;
+
+		for (int i = l->n - 1; i >= 0; i--)
+		{
+			if (!l->accepted[i])
+			{
+				drop = i;
+				break;
+			}
+		}
+		if (!accepted && (l->accepted[drop] || l->dist[drop] <= dist))
+			return -1;
+		dropped = l->ids[drop];
+		HnswSortedListRemove(l, drop);
+	}
+	HnswSortedListInsert(l, q, dist, accepted);
+	return dropped;
+}
+
+/*
+ * The slot of a list (n slots, distances `dist`, -1 for a free one) that a
+ * displaced link takes: a free slot, else the farthest link not adopted
+ * already; -1 if every slot holds an adopted link.
+ */
+int
+HnswAdoptSlot(const float *dist, const bool *adopted, int n)
+{
+	int			slot = -1;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (adopted[i])
+			continue;
+		if (dist[i] < 0)
+			return i;
+		if (slot < 0 || dist[i] > dist[slot])
+			slot = i;
+	}
+	return slot;
+}

@@ -78,3 +78,43 @@ SELECT pg_temp.expect(count(*) = 1, 'hash lookup')
 FROM vg WHERE b = (SELECT b FROM vg2 WHERE id = 16000);
 RESET enable_seqscan;
 DROP TABLE vg, vg2;
+
+-- batched inserts (hnswbatch.c): into an empty space, into a filled one
+-- whose index was built by CREATE INDEX, through a trigger that searches
+-- during the INSERT, and a failing batch
+SELECT agentmem.create_space('vgb', 24, 'l2', m => 4, ef_construction => 16) IS NOT NULL;
+SELECT pg_temp.expect(count(*) = 300, 'remember into an empty space')
+FROM agentmem.remember('vgb', array_fill('r'::text, ARRAY[300]),
+	ARRAY(SELECT array_agg(random())::vector FROM generate_series(1, 300) r, generate_series(1, 24) d
+		  GROUP BY r));
+SELECT format('DROP INDEX %s_embedding; CREATE INDEX ON %s USING hnsw (embedding vector_l2_ops) WITH (m = 4)',
+			  agentmem.space_table('vgb'), agentmem.space_table('vgb')) \gexec
+CREATE FUNCTION pg_temp.vg_search() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	SET LOCAL enable_seqscan = off;
+	EXECUTE format('SELECT id FROM %s ORDER BY embedding <-> %L LIMIT 1', TG_RELID::regclass, NEW.embedding);
+	IF NEW.content = 'boom' THEN
+		RAISE EXCEPTION 'boom';
+	END IF;
+	RETURN NULL;
+END $$;
+SELECT format('CREATE TRIGGER vg AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION pg_temp.vg_search()',
+			  agentmem.space_table('vgb')) \gexec
+SELECT pg_temp.expect(count(*) = 200, 'remember into a built index, searched by a trigger')
+FROM agentmem.remember('vgb', array_fill('s'::text, ARRAY[200]),
+	ARRAY(SELECT array_agg(random())::vector FROM generate_series(1, 200) r, generate_series(1, 24) d
+		  GROUP BY r));
+DO $$
+BEGIN
+	PERFORM agentmem.remember('vgb', ARRAY['x', 'boom'], ARRAY[array_fill(0.5::real, ARRAY[24])::vector,
+															  array_fill(0.6::real, ARRAY[24])::vector]);
+EXCEPTION WHEN raise_exception THEN NULL;
+END $$;
+SELECT pg_temp.expect(count(*) = 0, 'hnsw_check after batches')
+FROM agentmem.hnsw_check((agentmem.space_table('vgb')::text || '_embedding_idx')::regclass);
+SELECT agentmem.drop_space('vgb');
+
+-- statement fingerprints (stmtid.c) on awkward texts
+SELECT pg_temp.expect(bool_and(agentmem.statement_id(q) <> 0), 'statement_id on awkward texts')
+FROM (VALUES (''), (' '), (';'), ('$'), ('$$'), ('$a'), ('E'''), ('"'), ('/*'), ('--'), ('1e'), ('.5.'),
+			 (E'SELECT ''\\'), (repeat('x', 100000))) v(q);

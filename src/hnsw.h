@@ -362,6 +362,7 @@ extern void HnswPlaceNewElement(Relation index, int dim, int m, int level,
 
 /* hnswbatch.c: inserts queued while a batch is open, linked together */
 extern bool HnswBatchBegin(void);
+extern bool HnswBatchIsOpen(void);
 extern void HnswBatchEnd(void);
 extern void HnswBatchAbandon(void);
 extern bool HnswBatchQueue(Relation index, int dim, const float *value,

@@ -59,6 +59,7 @@ typedef struct QueuedIndex
 } QueuedIndex;
 
 static bool batch_open = false;
+static bool batch_failed = false;	/* linking failed part-way */
 static MemoryContext batch_cxt = NULL;
 static QueuedIndex *queued = NULL;
 
@@ -67,8 +68,32 @@ static void
 batch_context_gone(void *arg)
 {
 	batch_open = false;
+	batch_failed = false;
 	batch_cxt = NULL;
 	queued = NULL;
+}
+
+/*
+ * Linking that failed part-way (in a subtransaction that caught the error:
+ * a trigger's scan links the queue, say) has left rows unlinked whose heap
+ * tuples the statement still inserts.  Nothing may use the batch again:
+ * the statement must fail rather than commit rows its index cannot find.
+ */
+static void
+check_not_failed(void)
+{
+	if (batch_failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("hnsw: an earlier error interrupted linking the rows of this statement into the index"),
+				 errhint("Retry the statement.")));
+}
+
+/* Is a batch open?  Parallel workers cannot see its queue. */
+bool
+HnswBatchIsOpen(void)
+{
+	return batch_open;
 }
 
 /*
@@ -133,6 +158,7 @@ HnswBatchQueue(Relation index, int dim, const float *value, ItemPointer heaptid)
 
 	if (!batch_open)
 		return false;
+	check_not_failed();
 	q = queue_for(index, dim);
 	if (q->n == q->capacity)
 	{
@@ -152,7 +178,10 @@ HnswBatchQueue(Relation index, int dim, const float *value, ItemPointer heaptid)
 void
 HnswBatchFlushIndex(Relation index)
 {
-	for (QueuedIndex *q = batch_open ? queued : NULL; q; q = q->next)
+	if (!batch_open)
+		return;
+	check_not_failed();
+	for (QueuedIndex *q = queued; q; q = q->next)
 	{
 		if (q->indexoid == RelationGetRelid(index) && q->n > 0)
 			link_queue(index, q);
@@ -163,6 +192,7 @@ HnswBatchFlushIndex(Relation index)
 void
 HnswBatchEnd(void)
 {
+	check_not_failed();
 	for (QueuedIndex *q = queued; q; q = q->next)
 	{
 		Relation	index;
@@ -374,12 +404,16 @@ load_page(BatchGraph *g, BlockNumber blkno)
 	OffsetNumber maxoff;
 	int32	   *owner;
 
+	if (blkno >= g->nloaded && blkno >= RelationGetNumberOfBlocks(g->index))
+		return;					/* a corrupt link: its node stays missing */
 	mark_loaded(g, blkno);
 	buf = HnswReadBuffer(g->index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
 	owner = palloc(sizeof(int32) * (maxoff + 1));
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		owner[off] = -1;		/* a neighbour tuple may precede its element */
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 	{
 		ItemId		iid = PageGetItemId(page, off);
@@ -388,7 +422,6 @@ load_page(BatchGraph *g, BlockNumber blkno)
 		BNode	   *n;
 		int32		j;
 
-		owner[off] = -1;
 		if (!ItemIdIsNormal(iid))
 			continue;
 		et = (HnswElementTuple) PageGetItem(page, iid);
@@ -733,7 +766,8 @@ link_back(BatchGraph *g, int32 e, int32 q, int layer)
 	/* q went in: the list grew, or pushed a member out */
 	if (dropped >= 0 || l.n > before)
 		ne->dirty = true;
-	return dropped;
+	/* only a live member needs adopting (a deleted one goes anyway) */
+	return dropped >= 0 && node(g, dropped)->returnable ? dropped : -1;
 }
 
 /*
@@ -763,7 +797,7 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 
 		for (int i = 0; i < nslots && !present; i++)
 			present = list[i] == displaced[x];
-		if (present || !ensure_vector(g, displaced[x]))
+		if (present || !ensure_vector(g, displaced[x]) || !node(g, displaced[x])->returnable)
 			continue;
 		slot = HnswAdoptSlot(d, adopted, nslots);
 		if (slot < 0)
@@ -964,24 +998,33 @@ link_queue(Relation index, QueuedIndex *q)
 	int			n = q->n;
 
 	INSTR_TIME_SET_CURRENT(start);
-	q->n = 0;					/* even if linking fails, never twice */
-	HnswGetDistance(index, &dist);
-	LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
-	HnswReadMeta(index, &meta);
-	graph_init(&g, index, &meta, &dist);
-	for (int i = 0; i < n; i++)
+	q->n = 0;					/* never linked twice: see check_not_failed */
+	PG_TRY();
 	{
-		CHECK_FOR_INTERRUPTS();
-		insert_one(&g, q->values + (Size) i * q->dim, &q->heaptids[i], scratch);
-		if (i + 1 < n && MemoryContextMemAllocated(graph_cxt, true) > limit)
+		HnswGetDistance(index, &dist);
+		LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+		HnswReadMeta(index, &meta);
+		graph_init(&g, index, &meta, &dist);
+		for (int i = 0; i < n; i++)
 		{
-			write_back(&g);
-			MemoryContextReset(graph_cxt);
-			HnswReadMeta(index, &meta);
-			graph_init(&g, index, &meta, &dist);
+			CHECK_FOR_INTERRUPTS();
+			insert_one(&g, q->values + (Size) i * q->dim, &q->heaptids[i], scratch);
+			if (i + 1 < n && MemoryContextMemAllocated(graph_cxt, true) > limit)
+			{
+				write_back(&g);
+				MemoryContextReset(graph_cxt);
+				HnswReadMeta(index, &meta);
+				graph_init(&g, index, &meta, &dist);
+			}
 		}
+		write_back(&g);
 	}
-	write_back(&g);
+	PG_CATCH();
+	{
+		batch_failed = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

@@ -50,6 +50,7 @@
 #include "utils/rls.h"
 #include "utils/wait_event.h"
 
+#include "hnsw.h"
 #include "memory.h"
 #include "stats.h"
 #include "vector.h"
@@ -331,7 +332,9 @@ collect(RecallCollector *rc, bool wait)
 /*
  * How many workers to ask for: one per RECALL_PARALLEL_MIN_QUERIES queries,
  * at most max_parallel_workers_per_gather, and at most one fewer than the
- * machine has CPUs, since the leader searches too.  Searches are CPU-bound:
+ * machine has CPUs (but one even on a single CPU), since the leader
+ * searches too.  (sysconf counts the CPUs online, not an affinity mask or
+ * a cgroup's quota.)  Searches are CPU-bound:
  * on two CPUs, 100 queries took 39 ms alone, 25 ms with one worker and
  * 35 ms with two.
  */
@@ -550,11 +553,13 @@ RecallInto(FunctionCallInfo fcinfo, const MemorySpace *space, Datum *queries,
 	set_guc("hnsw.iterative_scan", "relaxed_order");
 	set_guc("enable_seqscan", "off");
 	/*
-	 * Parallel workers for a large batch, unless row-level security applies:
-	 * its policies could call functions that cannot run in a worker.
+	 * Parallel workers for a large batch, unless row-level security applies
+	 * (its policies could call functions that cannot run in a worker) or a
+	 * remember() batch is open in this backend (workers cannot see its
+	 * queued rows; the leader's scans link them first).
 	 */
 	if (batch && nqueries >= RECALL_PARALLEL_MIN_QUERIES && max_parallel_workers_per_gather > 0 &&
-		!IsInParallelMode() && check_enable_rls(space->relid, InvalidOid, true) != RLS_ENABLED &&
+		!IsInParallelMode() && !HnswBatchIsOpen() && check_enable_rls(space->relid, InvalidOid, true) != RLS_ENABLED &&
 		recall_parallel(fcinfo, space, &plans, queries, nqueries, k, filter, has_filter))
 	{
 		AtEOXact_GUC(true, level);

@@ -206,14 +206,13 @@ StatementFingerprint(const char *src, int loc, int len)
 	}
 	if (src == NULL)
 		return 1;
-	n = strlen(src);
-	if (loc >= 0 && loc <= n)
-	{
+	/*
+	 * PostgreSQL's statement locations lie within the query string; reading
+	 * only the statement keeps a string of many statements linear.
+	 */
+	if (loc > 0)
 		src += loc;
-		n -= loc;
-		if (len > 0 && len < n)
-			n = len;
-	}
+	n = len > 0 ? strnlen(src, len) : strlen(src);
 	p = (const unsigned char *) src;
 	while (n > 0 && (is_space(p[n - 1]) || p[n - 1] == ';'))
 		n--;					/* trailing semicolons and spaces */

@@ -17,7 +17,10 @@
 #   the metapage's entry point moved to no element              -> bad entry point
 #
 # The original file is put back before each change, and the intact index
-# is checked clean at the end.
+# is checked clean at the end.  Last, a corrupt entry point makes a
+# remember() batch fail while a trigger's search links its queue and
+# catches the error: the statement must then fail as a whole (shown to
+# fail without the check in hnswbatch.c).
 use strict;
 use warnings;
 
@@ -197,5 +200,47 @@ $node->start;
 hnsw_clean($node, 't_l2', 'the restored index');
 is($node->safe_psql('postgres', "SELECT elements, problems FROM agentmem.hnsw_info('t_l2')"),
 	'300|0', 'the restored index has its 300 elements');
+
+# A remember() batch whose linking fails in a subtransaction that catches
+# the error (a trigger's search links the queue first; the index's entry
+# point is corrupt) must not commit rows its index has not linked: the
+# statement fails as a whole.
+$node->safe_psql(
+	'postgres', q{
+	SELECT agentmem.create_space('cs', 4, 'l2');
+	SELECT count(*) FROM agentmem.remember('cs', ARRAY['a', 'b', 'c'],
+		ARRAY['[1,0,0,0]', '[0,1,0,0]', '[0,0,1,0]']::vector[]);
+	CREATE FUNCTION search_catching() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		BEGIN
+			SET LOCAL enable_seqscan = off;
+			EXECUTE format('SELECT id FROM %s ORDER BY embedding <-> %L LIMIT 1',
+						   TG_RELID::regclass, NEW.embedding);
+		EXCEPTION WHEN index_corrupted THEN
+			RAISE NOTICE 'trigger caught: %', SQLERRM;
+		END;
+		RETURN NULL;
+	END $$;
+});
+my $cs = $node->safe_psql('postgres', "SELECT agentmem.space_table('cs')");
+$node->safe_psql('postgres',
+	"CREATE TRIGGER search_catching AFTER INSERT ON $cs FOR EACH ROW EXECUTE FUNCTION search_catching()");
+my $csfile = $node->data_dir . '/'
+  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('${cs}_embedding')");
+$node->stop;
+{
+	open(my $fh, '+<:raw', $csfile) or die $!;
+	seek($fh, 24 + 20, 0);
+	print $fh pack('v', 999);	# the entry point's offset: no element there
+	close $fh;
+}
+$node->start;
+my ($rc, $out, $err) = $node->psql('postgres',
+	"SELECT count(*) FROM agentmem.remember('cs', ARRAY['d', 'e'], ARRAY['[1,1,0,0]', '[0,1,1,0]']::vector[])");
+isnt($rc, 0, 'remember fails when linking failed in a subtransaction that caught the error');
+like($err, qr/trigger caught: hnsw index .* has an invalid entry point/, 'the trigger did catch the error');
+like($err, qr/an earlier error interrupted linking the rows of this statement/,
+	'and the statement then fails with a clear error');
+is($node->safe_psql('postgres', "SELECT count(*) FROM $cs"), '3', 'no row of the failed call is stored');
 $node->stop;
 done_testing();

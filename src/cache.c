@@ -147,15 +147,10 @@ batch_from_args(FunctionCallInfo fcinfo, CacheBatch *b)
 	ArrayType  *arr = MemoryArrayArg(fcinfo, 1, "texts");
 	Datum	   *texts;
 	bool	   *nulls;
-	int			n,
-				i;
+	int			n;
 
 	texts = MemoryArrayElements(arr, "texts", &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("text %d is NULL", i + 1)));
+	MemoryRejectNulls(nulls, n, "text", NULL);
 	batch_init(b, model, texts, n);
 }
 
@@ -539,8 +534,7 @@ agentmem_cache_put(PG_FUNCTION_ARGS)
 	CacheBatch	b;
 	ArrayType  *embarr;
 	bool	   *embnulls;
-	int			nemb,
-				i;
+	int			nemb;
 	Oid			relid = cache_table("cache");
 	Oid			argtypes[3];
 	Datum		values[3];
@@ -557,12 +551,7 @@ agentmem_cache_put(PG_FUNCTION_ARGS)
 						b.n, b.n == 1 ? "" : "s", nemb, Min(b.n, nemb) + 1,
 						b.n < nemb ? "text" : "embedding"),
 				 errdetail("Nothing was stored.")));
-	for (i = 0; i < nemb; i++)
-		if (embnulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("embedding %d is NULL", i + 1),
-					 errdetail("Nothing was stored.")));
+	MemoryRejectNulls(embnulls, nemb, "embedding", "Nothing was stored.");
 	cache_check_privileges(relid, ACL_INSERT, "cache_put");
 
 	SPI_connect();

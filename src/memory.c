@@ -167,6 +167,20 @@ MemoryArrayElements(ArrayType *arr, const char *argname, bool **nulls, int *n)
 	return elems;
 }
 
+/* ERROR if any element is NULL: "<what> <position> is NULL", with detail. */
+void
+MemoryRejectNulls(const bool *nulls, int n, const char *what, const char *detail)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s %d is NULL", what, i + 1),
+					 detail ? errdetail("%s", detail) : 0));
+	}
+}
+
 static char *
 privilege_names(AclMode mode)
 {
@@ -449,6 +463,17 @@ remember_insert(FunctionCallInfo fcinfo, const MemorySpace *space, Datum content
 	}
 }
 
+/* Check every element, then insert them all: remember and remember_texts. */
+static void
+remember_rows(FunctionCallInfo fcinfo, const MemorySpace *space, ArrayType *contents,
+			  ArrayType *embeddings, Datum *emb, bool *embnulls, int nemb,
+			  ArrayType *metadata)
+{
+	remember_check(space, contents, emb, embnulls, nemb, metadata);
+	remember_insert(fcinfo, space, PointerGetDatum(contents), PointerGetDatum(embeddings),
+					PointerGetDatum(metadata), metadata == NULL);
+}
+
 /*
  * agentmem.remember(space, contents text[], embeddings vector[],
  *					 metadata jsonb[] DEFAULT NULL) RETURNS SETOF bigint
@@ -471,9 +496,7 @@ agentmem_remember(PG_FUNCTION_ARGS)
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_INSERT | ACL_SELECT, "remember", &space);
 	emb = MemoryArrayElements(embeddings, "embeddings", &embnulls, &nemb);
-	remember_check(&space, contents, emb, embnulls, nemb, metadata);
-	remember_insert(fcinfo, &space, PointerGetDatum(contents), PointerGetDatum(embeddings),
-					PointerGetDatum(metadata), metadata == NULL);
+	remember_rows(fcinfo, &space, contents, embeddings, emb, embnulls, nemb, metadata);
 	SPI_finish();
 	AgentmemTimerRecord(&timer, AGENTMEM_OP_REMEMBER);
 	return (Datum) 0;
@@ -501,8 +524,7 @@ agentmem_remember_texts(PG_FUNCTION_ARGS)
 			   *found;
 	int			n,
 				nmissing,
-				first_missing,
-				i;
+				first_missing;
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
@@ -513,12 +535,7 @@ agentmem_remember_texts(PG_FUNCTION_ARGS)
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_INSERT | ACL_SELECT, "remember_texts", &space);
 	texts = MemoryArrayElements(contents, "contents", &tnulls, &n);
-	for (i = 0; i < n; i++)
-		if (tnulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("content %d is NULL", i + 1),
-					 errdetail("Nothing was remembered.")));
+	MemoryRejectNulls(tnulls, n, "content", "Nothing was remembered.");
 	emb = CacheLookupTexts(model, texts, n, &found, &nmissing, &first_missing);
 	if (nmissing > 0)
 		ereport(ERROR,
@@ -529,9 +546,8 @@ agentmem_remember_texts(PG_FUNCTION_ARGS)
 				 errhint("Call agentmem.cache_misses(model, contents), embed what it returns and store it with agentmem.cache_put first.")));
 	get_typlenbyvalalign(space.vectype, &typlen, &typbyval, &typalign);
 	embeddings = construct_array(emb, n, space.vectype, typlen, typbyval, typalign);
-	remember_check(&space, contents, emb, palloc0(sizeof(bool) * Max(n, 1)), n, metadata);
-	remember_insert(fcinfo, &space, PointerGetDatum(contents), PointerGetDatum(embeddings),
-					PointerGetDatum(metadata), metadata == NULL);
+	remember_rows(fcinfo, &space, contents, embeddings, emb, palloc0(sizeof(bool) * Max(n, 1)),
+				  n, metadata);
 	SPI_finish();
 	AgentmemTimerRecord(&timer, AGENTMEM_OP_REMEMBER);
 	return (Datum) 0;

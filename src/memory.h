@@ -49,6 +49,8 @@ extern const char *MemoryMetricOperator(MemoryMetric metric);
 extern SPIPlanPtr MemoryPlan(const char *sql, int nargs, Oid *argtypes);
 extern text *MemoryTextArg(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern ArrayType *MemoryArrayArg(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern void MemoryRejectNulls(const bool *nulls, int n, const char *what,
+							  const char *detail);
 extern Datum *MemoryArrayElements(ArrayType *arr, const char *argname,
 								  bool **nulls, int *n);
 extern void MemoryCheckEmbedding(const MemorySpace *space, Datum value,

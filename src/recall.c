@@ -630,19 +630,14 @@ agentmem_recall_batch(PG_FUNCTION_ARGS)
 	MemorySpace space;
 	Datum	   *queries;
 	bool	   *nulls;
-	int			n,
-				i;
+	int			n;
 
 	AgentmemTimerStart(&timer);
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	MemorySpaceOpen(name, ACL_SELECT, "recall_batch", &space);
 	queries = MemoryArrayElements(arr, "queries", &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("query %d is NULL", i + 1)));
+	MemoryRejectNulls(nulls, n, "query", NULL);
 	RecallInto(fcinfo, &space, queries, n, true, k,
 			   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3), !PG_ARGISNULL(3));
 	SPI_finish();

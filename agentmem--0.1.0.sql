@@ -280,7 +280,8 @@ COMMENT ON FUNCTION agentmem.hnsw_check(regclass) IS
 	'verify the structure of an hnsw index: one row per problem, none when sound';
 CREATE FUNCTION agentmem.hnsw_info(index regclass,
 	OUT elements bigint, OUT deleted bigint, OUT entry_level integer,
-	OUT pages bigint, OUT m integer, OUT unreachable bigint, OUT problems bigint)
+	OUT pages bigint, OUT m integer, OUT unreachable bigint, OUT problems bigint,
+	OUT lists bigint, OUT judged_lists bigint)
 	AS 'MODULE_PATHNAME', 'hnsw_info' LANGUAGE C STRICT VOLATILE;
 REVOKE ALL ON FUNCTION agentmem.hnsw_check(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentmem.hnsw_info(regclass) FROM PUBLIC;

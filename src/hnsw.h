@@ -17,6 +17,9 @@
  *				its element on the same page when both fit, else on a later
  *				page; the element tuple records where.
  *
+ * Format 2 added the verdict bits of neighbour slots (below); an index of
+ * format 1 must be rebuilt with REINDEX.
+ *
  * Every page has an HnswPageOpaqueData special area.  Neighbour lists hold
  * the TIDs of element tuples; an empty slot is an invalid TID.  A vector is
  * stored normalised when the operator class is cosine, so the graph can use
@@ -41,7 +44,7 @@
 #include "vector.h"
 
 #define HNSW_MAGIC				0x414D4853	/* "AMHS" */
-#define HNSW_FORMAT_VERSION		1
+#define HNSW_FORMAT_VERSION		2
 #define HNSW_METAPAGE_BLKNO		0
 #define HNSW_PAGE_ID			0xFF91
 
@@ -130,6 +133,14 @@ typedef HnswElementTupleData *HnswElementTuple;
  * Neighbour lists: element TIDs, nearest first is not guaranteed.  No
  * distances are stored, which keeps the index smaller than pgvector's; an
  * insert that must prune a full list reads the vectors it needs.
+ *
+ * A slot may also carry the neighbour heuristic's verdict on its link
+ * (HNSW_SLOT_ACCEPTED or HNSW_SLOT_REJECTED in the top bits of the offset,
+ * which real offsets never reach).  Writers that know the verdicts (the
+ * build, batched inserts) store them; others write plain TIDs, meaning
+ * "unknown".  A list whose every link carries a verdict can take a new
+ * link incrementally, without re-running the heuristic over its members.
+ * Readers take slots through HnswSlotTid.
  */
 typedef struct HnswNeighborTupleData
 {
@@ -140,6 +151,46 @@ typedef struct HnswNeighborTupleData
 } HnswNeighborTupleData;
 
 typedef HnswNeighborTupleData *HnswNeighborTuple;
+
+#define HNSW_SLOT_ACCEPTED		0x8000
+#define HNSW_SLOT_REJECTED		0x4000
+#define HNSW_SLOT_VERDICT		(HNSW_SLOT_ACCEPTED | HNSW_SLOT_REJECTED)
+
+StaticAssertDecl(MaxOffsetNumber < HNSW_SLOT_REJECTED,
+				 "verdict bits must lie above every offset number");
+
+/* The element TID of a slot, without its verdict. */
+static inline ItemPointerData
+HnswSlotTid(const ItemPointerData *slot)
+{
+	ItemPointerData tid = *slot;
+
+	tid.ip_posid &= ~HNSW_SLOT_VERDICT;
+	return tid;
+}
+
+/* A slot's verdict bits: 0 (unknown, or an empty slot) or one flag. */
+static inline uint16
+HnswSlotVerdict(const ItemPointerData *slot)
+{
+	return slot->ip_posid & HNSW_SLOT_VERDICT;
+}
+
+/* Store a link with its verdict. */
+static inline void
+HnswSlotSet(ItemPointerData *slot, const ItemPointerData *tid, bool accepted)
+{
+	*slot = HnswSlotTid(tid);
+	slot->ip_posid |= accepted ? HNSW_SLOT_ACCEPTED : HNSW_SLOT_REJECTED;
+}
+
+/* Copy n slots as plain TIDs. */
+static inline void
+HnswSlotTids(ItemPointerData *out, const ItemPointerData *slots, int n)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = HnswSlotTid(&slots[i]);
+}
 
 #define HNSW_ELEMENT_TUPLE_SIZE(dim) \
 	MAXALIGN(offsetof(HnswElementTupleData, x) + sizeof(float) * (dim))
@@ -349,6 +400,7 @@ typedef struct HnswLayerLinks
 	int			n;
 	ItemPointerData tids[HNSW_MAX_M * 2];
 	float		dists[HNSW_MAX_M * 2];
+	bool		accepted[HNSW_MAX_M * 2];	/* the heuristic's verdicts */
 } HnswLayerLinks;
 
 /* hnswinsert.c: insert one prepared value on disk (also used by the build) */

@@ -218,6 +218,7 @@ typedef struct BNode
 	float	   *ldist;			/* distance of each link, when prepared */
 	bool	   *accepted;		/* each link's heuristic verdict, when prepared */
 	uint32		prepared;		/* layers whose lists are sorted, with verdicts */
+	uint32		stored;			/* layers read with every link's verdict */
 	uint8		level;
 	bool		returnable;
 	bool		missing;		/* the TID holds no element */
@@ -344,6 +345,7 @@ new_links(BatchGraph *g, BNode *n)
 	n->ldist = (float *) (chunk + nslots * sizeof(int32));
 	n->accepted = (bool *) (chunk + nslots * (sizeof(int32) + sizeof(float)));
 	n->prepared = 0;
+	n->stored = 0;
 	for (int i = 0; i < nslots; i++)
 		n->links[i] = -1;
 }
@@ -364,10 +366,23 @@ read_links(BatchGraph *g, BNode *n, Page page, OffsetNumber off)
 		nt = (HnswNeighborTuple) PageGetItem(page, iid);
 	if (!nt || nt->type != HNSW_NEIGHBOR_TUPLE || nt->nslots != nslots)
 		return;
-	for (int i = 0; i < nslots; i++)
+	for (int layer = 0; layer <= n->level; layer++)
 	{
-		if (ItemPointerIsValid(&nt->slots[i]))
-			n->links[i] = node_for_tid(g, &nt->slots[i]);
+		int			start = HNSW_LAYER_START(g->m, layer);
+		bool		known = true;
+
+		for (int i = start; i < start + HNSW_LAYER_SLOTS(g->m, layer); i++)
+		{
+			ItemPointerData tid = HnswSlotTid(&nt->slots[i]);
+
+			if (!ItemPointerIsValid(&tid))
+				continue;
+			n->links[i] = node_for_tid(g, &tid);
+			n->accepted[i] = HnswSlotVerdict(&nt->slots[i]) == HNSW_SLOT_ACCEPTED;
+			known &= HnswSlotVerdict(&nt->slots[i]) != 0;
+		}
+		if (known)
+			n->stored |= 1u << layer;
 	}
 }
 
@@ -670,39 +685,17 @@ layer_count(BNode *n, int start, int nslots)
 	return c;
 }
 
-/*
- * Sort a list read from disk by distance and give each link the verdict of
- * the heuristic (Algorithm 4) over the live ones; deleted members count as
- * fill, so they are the first to go.  Done once per list and batch: after
- * that every back-link is added incrementally, as in the build.
- */
+/* The heuristic (Algorithm 4) over the live members of a sorted list. */
 static void
-prepare_layer(BatchGraph *g, BNode *e, int layer)
+judge_members(BatchGraph *g, HnswCandidate *cands, int n)
 {
-	int			start = HNSW_LAYER_START(g->m, layer);
-	int			nslots = HNSW_LAYER_SLOTS(g->m, layer);
-	HnswCandidate cands[HNSW_MAX_M * 2];
 	HnswCandidate live[HNSW_MAX_M * 2];
 	int			chosen[HNSW_MAX_M * 2];
 	bool		live_accepted[HNSW_MAX_M * 2] = {0};
-	int			n = 0,
-				nlive = 0,
+	int			nlive = 0,
 				naccepted = 0;
 	PairArg		pa = {g, live};
 
-	for (int i = 0; i < nslots; i++)
-	{
-		int32		x = e->links[start + i];
-
-		if (x >= 0 && ensure_vector(g, x))
-		{
-			cands[n++].id = x;
-			__builtin_prefetch(node(g, x)->vec);
-		}
-	}
-	for (int i = 0; i < n; i++)
-		cands[i] = node_candidate(g, e->vec, (int32) cands[i].id);
-	HnswSortCandidates(cands, n);
 	for (int i = 0; i < n; i++)
 	{
 		if (cands[i].returnable)
@@ -712,13 +705,53 @@ prepare_layer(BatchGraph *g, BNode *e, int layer)
 		HnswSelectNeighbors(live, nlive, nlive, pair_distance, &pa, chosen, &naccepted);
 	for (int i = 0; i < naccepted; i++)
 		live_accepted[chosen[i]] = true;
-	for (int i = 0, l = 0; i < nslots; i++)
+	for (int i = 0, l = 0; i < n; i++)
+	{
+		if (cands[i].returnable)
+			cands[i].ref = live_accepted[l++];
+	}
+}
+
+/*
+ * Sort a list read from disk by distance and give each link its verdict:
+ * the one stored with it when every link has one, else that of the
+ * heuristic run over the live members here.  Deleted members count as
+ * fill, so they are the first to go.  Done once per list and batch: after
+ * that every back-link is added incrementally, as in the build.
+ */
+static void
+prepare_layer(BatchGraph *g, BNode *e, int layer)
+{
+	int			start = HNSW_LAYER_START(g->m, layer);
+	int			nslots = HNSW_LAYER_SLOTS(g->m, layer);
+	HnswCandidate cands[HNSW_MAX_M * 2];
+	bool		stored[HNSW_MAX_M * 2];
+	int			n = 0;
+
+	for (int i = 0; i < nslots; i++)
+	{
+		int32		x = e->links[start + i];
+
+		if (x >= 0 && ensure_vector(g, x))
+		{
+			stored[n] = e->accepted[start + i];
+			cands[n++].id = x;
+			__builtin_prefetch(node(g, x)->vec);
+		}
+	}
+	for (int i = 0; i < n; i++)
+	{
+		cands[i] = node_candidate(g, e->vec, (int32) cands[i].id);
+		cands[i].ref = stored[i];	/* the verdict, from here on */
+	}
+	HnswSortCandidates(cands, n);
+	if (!(e->stored & (1u << layer)))
+		judge_members(g, cands, n);
+	for (int i = 0; i < nslots; i++)
 	{
 		e->links[start + i] = i < n ? (int32) cands[i].id : -1;
 		e->ldist[start + i] = i < n ? cands[i].distance : 0;
-		e->accepted[start + i] = i < n && cands[i].returnable && live_accepted[l];
-		if (i < n && cands[i].returnable)
-			l++;
+		e->accepted[start + i] = i < n && cands[i].returnable && cands[i].ref;
 	}
 	e->prepared |= 1u << layer;
 }
@@ -807,6 +840,7 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 		adopted[slot] = true;
 		nq->dirty = true;
 		nq->prepared &= ~(1u << layer);	/* no longer sorted */
+		nq->stored &= ~(1u << layer);
 	}
 }
 
@@ -835,7 +869,10 @@ insert_one(BatchGraph *g, const float *value, ItemPointer heaptid,
 	{
 		tids[layer].n = nlinks[layer];
 		for (int i = 0; i < nlinks[layer]; i++)
+		{
 			tids[layer].tids[i] = node(g, (int32) links[layer][i].id)->tid;
+			tids[layer].accepted[i] = links[layer][i].returnable;
+		}
 	}
 	HnswPlaceNewElement(g->index, g->base.dim, g->m, level, value, heaptid, tids,
 						new_entry, &tid, &ntid);
@@ -899,7 +936,10 @@ ntid_cmp(const void *a, const void *b)
 	return (ka > kb) - (ka < kb);
 }
 
-/* Write one node's links into its neighbour tuple on a registered page. */
+/*
+ * Write one node's links into its neighbour tuple on a registered page,
+ * with their verdicts where every link of the layer has one.
+ */
 static void
 write_links(BatchGraph *g, Page page, BNode *n)
 {
@@ -916,12 +956,20 @@ write_links(BatchGraph *g, Page page, BNode *n)
 	nt = (HnswNeighborTuple) PageGetItem(page, iid);
 	if (nt->type != HNSW_NEIGHBOR_TUPLE || nt->nslots != nslots)
 		return;
-	for (int i = 0; i < nslots; i++)
+	for (int layer = 0; layer <= n->level; layer++)
 	{
-		if (n->links[i] >= 0)
-			nt->slots[i] = node(g, n->links[i])->tid;
-		else
-			ItemPointerSetInvalid(&nt->slots[i]);
+		int			start = HNSW_LAYER_START(g->m, layer);
+		bool		known = ((n->prepared | n->stored) & (1u << layer)) != 0;
+
+		for (int i = start; i < start + HNSW_LAYER_SLOTS(g->m, layer); i++)
+		{
+			if (n->links[i] < 0)
+				ItemPointerSetInvalid(&nt->slots[i]);
+			else if (known)
+				HnswSlotSet(&nt->slots[i], &node(g, n->links[i])->tid, n->accepted[i]);
+			else
+				nt->slots[i] = node(g, n->links[i])->tid;
+		}
 	}
 }
 

@@ -63,6 +63,8 @@ typedef struct CheckState
 	int64		live;
 	int64		deleted;
 	int64		unreachable;
+	int64		lists;			/* non-empty lists of live elements */
+	int64		judged_lists;	/* those whose every link has a verdict */
 	int			max_level;
 	BlockNumber pages;
 } CheckState;
@@ -162,6 +164,27 @@ heap_tid_valid(CheckState *cs, ItemPointer htid)
 	return ok;
 }
 
+/* Count a list, and whether every link in it carries a verdict. */
+static void
+count_verdicts(CheckState *cs, const ItemPointerData *slots, int n)
+{
+	int			links = 0,
+				judged = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (ItemPointerIsValid(&slots[i]))
+		{
+			links++;
+			judged += HnswSlotVerdict(&slots[i]) != 0;
+		}
+	}
+	if (links == 0)
+		return;
+	cs->lists++;
+	cs->judged_lists += judged == links;
+}
+
 /* Check one element's neighbour lists against the collected elements. */
 static void
 check_links(CheckState *cs, CheckElement *e, ItemPointer etid)
@@ -198,12 +221,18 @@ check_links(CheckState *cs, CheckElement *e, ItemPointer etid)
 		int			start = HNSW_LAYER_START(m, layer);
 		int			cap = HNSW_LAYER_SLOTS(m, layer);
 
+		count_verdicts(cs, &nt->slots[start], cap);
 		for (int i = 0; i < cap; i++)
 		{
-			ItemPointer t = &nt->slots[start + i];
+			ItemPointerData tid = HnswSlotTid(&nt->slots[start + i]);
+			ItemPointer t = &tid;
 			uint64		k;
 			CheckElement *target;
+			uint16		verdict = HnswSlotVerdict(&nt->slots[start + i]);
 
+			if (verdict == HNSW_SLOT_VERDICT || (verdict != 0 && !ItemPointerIsValid(t)))
+				report(cs, "bad verdict", etid, "layer %d slot %d has verdict bits 0x%04x",
+					   layer, i, verdict);
 			if (!ItemPointerIsValid(t))
 				continue;
 			k = HnswPackItemPointer(t);
@@ -220,7 +249,9 @@ check_links(CheckState *cs, CheckElement *e, ItemPointer etid)
 					   target->level);
 			for (int j = 0; j < i; j++)
 			{
-				if (ItemPointerEquals(t, &nt->slots[start + j]))
+				ItemPointerData other = HnswSlotTid(&nt->slots[start + j]);
+
+				if (ItemPointerEquals(t, &other))
 					report(cs, "duplicate link", etid, "layer %d links twice to (%u,%u)",
 						   layer, ItemPointerGetBlockNumber(t), ItemPointerGetOffsetNumber(t));
 			}
@@ -257,7 +288,7 @@ mark_reachable(CheckState *cs, uint64 entry)
 		page = BufferGetPage(buf);
 		nt = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page,
 																 ItemPointerGetOffsetNumber(&cur->ntid)));
-		memcpy(slots, nt->slots, sizeof(ItemPointerData) * HNSW_LAYER_SLOTS(m, 0));
+		HnswSlotTids(slots, nt->slots, HNSW_LAYER_SLOTS(m, 0));
 		UnlockReleaseBuffer(buf);
 		for (int i = 0; i < HNSW_LAYER_SLOTS(m, 0); i++)
 		{
@@ -400,8 +431,8 @@ hnsw_info(PG_FUNCTION_ARGS)
 {
 	CheckState	cs;
 	TupleDesc	desc;
-	Datum		values[7];
-	bool		nulls[7] = {0};
+	Datum		values[9];
+	bool		nulls[9] = {0};
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -414,5 +445,7 @@ hnsw_info(PG_FUNCTION_ARGS)
 	values[4] = Int32GetDatum(cs.meta.m);
 	values[5] = Int64GetDatum(cs.unreachable);
 	values[6] = Int64GetDatum(cs.problems);
+	values[7] = Int64GetDatum(cs.lists);
+	values[8] = Int64GetDatum(cs.judged_lists);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

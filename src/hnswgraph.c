@@ -891,6 +891,7 @@ fill_neighbors(HnswMemGraph *g, HnswLayout *layout, int id, HnswNeighborTuple nt
 	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, e->level);
 	int32	   *counts = elem_counts(g, e);
 	int32	   *nbrs = elem_nbrs(g, e);
+	bool	   *acc = elem_accepted(g, e);
 
 	memset(nt, 0, HNSW_NEIGHBOR_TUPLE_SIZE(g->m, e->level));
 	nt->type = HNSW_NEIGHBOR_TUPLE;
@@ -902,8 +903,10 @@ fill_neighbors(HnswMemGraph *g, HnswLayout *layout, int id, HnswNeighborTuple nt
 	{
 		int			start = layer_start(g->m, layer);
 
+		/* with their verdicts, so that inserts can extend the list cheaply */
 		for (int i = 0; i < counts[layer]; i++)
-			nt->slots[start + i] = layout->tids[nbrs[start + i]];
+			HnswSlotSet(&nt->slots[start + i], &layout->tids[nbrs[start + i]],
+						acc[start + i]);
 	}
 }
 

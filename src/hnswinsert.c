@@ -98,11 +98,11 @@ lazy_pair_distance(void *arg, int i, int j)
 /* Choose up to `max` of the sorted candidates with Algorithm 4. */
 static int
 select_on_disk(Relation index, int dim, const HnswDistance *dist,
-			   HnswCandidate *cands, int n, int max, int *chosen)
+			   HnswCandidate *cands, int n, int max, int *chosen, int *naccepted)
 {
 	LazyVectors lv = {index, dim, dist, cands, palloc0(sizeof(float *) * Max(n, 1))};
 
-	return HnswSelectNeighbors(cands, n, max, lazy_pair_distance, &lv, chosen, NULL);
+	return HnswSelectNeighbors(cands, n, max, lazy_pair_distance, &lv, chosen, naccepted);
 }
 
 /* ---------- placing the new element ---------- */
@@ -174,7 +174,8 @@ build_tuples(int dim, int m, int level, const float *value, ItemPointer heaptid,
 		int			start = HNSW_LAYER_START(m, layer);
 
 		for (int i = 0; i < links[layer].n; i++)
-			nt->slots[start + i] = links[layer].tids[i];
+			HnswSlotSet(&nt->slots[start + i], &links[layer].tids[i],
+						links[layer].accepted[i]);
 	}
 }
 
@@ -285,7 +286,7 @@ read_layer(Page page, OffsetNumber off, int m, int layer, ItemPointerData *out)
 	nt = (HnswNeighborTuple) PageGetItem(page, iid);
 	if (nt->type != HNSW_NEIGHBOR_TUPLE || nt->level < layer)
 		return -1;
-	memcpy(out, &nt->slots[start], sizeof(ItemPointerData) * HNSW_LAYER_SLOTS(m, layer));
+	HnswSlotTids(out, &nt->slots[start], HNSW_LAYER_SLOTS(m, layer));
 	return HNSW_LAYER_SLOTS(m, layer);
 }
 
@@ -357,7 +358,8 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 	float	   *vec = palloc(sizeof(float) * dim);
 	int			n,
 				ncand = 0,
-				k;
+				k,
+				naccepted;
 	Buffer		buf;
 	bool		new_chosen = false;
 
@@ -387,13 +389,16 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 		ncand++;
 	}
 	HnswSortCandidates(cands, ncand);
-	k = select_on_disk(index, dim, dist, cands, ncand, n, chosen);
+	k = select_on_disk(index, dim, dist, cands, ncand, n, chosen, &naccepted);
 	for (int i = 0; i < n; i++)
 	{
 		if (i < k)
 		{
-			HnswUnpackTid(cands[chosen[i]].id, &replace[i]);
-			new_chosen |= ItemPointerEquals(&replace[i], newtid);
+			ItemPointerData tid;
+
+			HnswUnpackTid(cands[chosen[i]].id, &tid);
+			new_chosen |= ItemPointerEquals(&tid, newtid);
+			HnswSlotSet(&replace[i], &tid, i < naccepted);
 		}
 		else
 			ItemPointerSetInvalid(&replace[i]);
@@ -503,7 +508,8 @@ find_neighbors(Relation index, HnswMetaPageData *meta, const float *value,
 	for (int layer = Min(level, meta->entry_level); layer >= 0; layer--)
 	{
 		int			chosen[HNSW_MAX_M * 2];
-		int			k;
+		int			k,
+					naccepted;
 
 		HnswSearchStateInit(&s, efc, false, NULL);
 		HnswSearchLayer(&dg.base, &s, entries, nentries, efc, layer);
@@ -513,12 +519,13 @@ find_neighbors(Relation index, HnswMetaPageData *meta, const float *value,
 		memcpy(entries, s.results.items, sizeof(HnswCandidate) * nentries);
 		HnswSortCandidates(entries, nentries);
 		k = select_on_disk(index, meta->dimensions, dist, entries, nentries,
-						   HNSW_LAYER_SLOTS(meta->m, layer), chosen);
+						   HNSW_LAYER_SLOTS(meta->m, layer), chosen, &naccepted);
 		links[layer].n = k;
 		for (int i = 0; i < k; i++)
 		{
 			HnswUnpackTid(entries[chosen[i]].id, &links[layer].tids[i]);
 			links[layer].dists[i] = entries[chosen[i]].distance;
+			links[layer].accepted[i] = i < naccepted;
 		}
 	}
 	HnswDiskGraphRelease(&dg);

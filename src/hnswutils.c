@@ -269,7 +269,7 @@ read_neighbor_list(Relation index, int m, uint64 ref, int layer,
 			for (int i = 0; i < count; i++)
 			{
 				if (ItemPointerIsValid(&ntup->slots[start + i]))
-					out[n++] = ntup->slots[start + i];
+					out[n++] = HnswSlotTid(&ntup->slots[start + i]);
 			}
 		}
 	}

@@ -208,7 +208,7 @@ read_list(VacuumState *vs, ItemPointer ntid, int layer, ItemPointerData *out)
 			for (int i = 0; i < HNSW_LAYER_SLOTS(m, layer); i++)
 			{
 				if (ItemPointerIsValid(&nt->slots[start + i]))
-					out[n++] = nt->slots[start + i];
+					out[n++] = HnswSlotTid(&nt->slots[start + i]);
 			}
 		}
 	}
@@ -243,7 +243,8 @@ repair_layer(VacuumState *vs, ItemPointer tid, float *base, ItemPointer ntid,
 	ItemPointerData hop[HNSW_MAX_M * 2];
 	int			ncand = 0;
 	int			chosen[HNSW_MAX_M * 2];
-	int			k;
+	int			k,
+				naccepted;
 	RepairVectors rv = {vs, cands, vecs};
 	uint64		self = HnswPackItemPointer(tid);
 
@@ -296,7 +297,7 @@ repair_layer(VacuumState *vs, ItemPointer tid, float *base, ItemPointer ntid,
 			svecs[i] = vecs[sorted[i].ref];
 		rv.cands = sorted;
 		rv.vecs = svecs;
-		k = HnswSelectNeighbors(sorted, ncand, cap, repair_pair_distance, &rv, chosen, NULL);
+		k = HnswSelectNeighbors(sorted, ncand, cap, repair_pair_distance, &rv, chosen, &naccepted);
 		{
 			Buffer		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM,
 												 ItemPointerGetBlockNumber(ntid), RBM_NORMAL, vs->bas);
@@ -313,7 +314,12 @@ repair_layer(VacuumState *vs, ItemPointer tid, float *base, ItemPointer ntid,
 			for (int i = 0; i < cap; i++)
 			{
 				if (i < k)
-					HnswUnpackTid(sorted[chosen[i]].id, &nt->slots[start + i]);
+				{
+					ItemPointerData tid;
+
+					HnswUnpackTid(sorted[chosen[i]].id, &tid);
+					HnswSlotSet(&nt->slots[start + i], &tid, i < naccepted);
+				}
 				else
 					ItemPointerSetInvalid(&nt->slots[start + i]);
 			}
@@ -590,7 +596,7 @@ layer0_links(Relation index, ReachEntry *e, int m, ItemPointerData *out)
 	for (int i = 0; i < HNSW_LAYER_SLOTS(m, 0); i++)
 	{
 		if (ItemPointerIsValid(&nt->slots[i]))
-			out[n++] = nt->slots[i];
+			out[n++] = HnswSlotTid(&nt->slots[i]);
 	}
 	UnlockReleaseBuffer(buf);
 	return n;
@@ -646,6 +652,7 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 	ItemPointerData from_tid,
 				to_tid;
 	ItemPointerData slots[HNSW_MAX_M * 2];
+	ItemPointerData current[HNSW_MAX_M * 2];
 	int			cap = HNSW_LAYER_SLOTS(m, 0);
 	int			slot = -1;
 	float		worst = -FLT_MAX;
@@ -672,7 +679,7 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 	page = BufferGetPage(buf);
 	nt = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page,
 															 ItemPointerGetOffsetNumber(&from->ntid)));
-	memcpy(slots, nt->slots, sizeof(ItemPointerData) * cap);
+	HnswSlotTids(slots, nt->slots, cap);
 	UnlockReleaseBuffer(buf);
 
 	for (int i = 0; i < cap && slot < 0; i++)
@@ -707,7 +714,8 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 	nt = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page,
 															 ItemPointerGetOffsetNumber(&from->ntid)));
 	/* inserts are held off, so the list cannot have changed; check anyway */
-	if (slot >= 0 && memcmp(slots, nt->slots, sizeof(ItemPointerData) * cap) == 0)
+	HnswSlotTids(current, nt->slots, cap);
+	if (slot >= 0 && memcmp(slots, current, sizeof(ItemPointerData) * cap) == 0)
 	{
 		uint64		k = HnswPackItemPointer(&slots[slot]);
 		ReachEntry *old = ItemPointerIsValid(&slots[slot]) ?

@@ -81,7 +81,8 @@ sub items
 	return @items;
 }
 
-sub tid_at { my ($d, $pos) = @_; my ($hi, $lo, $off) = unpack('v v v', substr($d, $pos, 6)); return (($hi << 16) | $lo, $off); }
+# a slot's TID; the top two bits of its offset are the link's verdict
+sub tid_at { my ($d, $pos) = @_; my ($hi, $lo, $off) = unpack('v v v', substr($d, $pos, 6)); return (($hi << 16) | $lo, $off & 0x3FFF); }
 sub tid_bytes { my ($blk, $off) = @_; return pack('v v v', $blk >> 16, $blk & 0xFFFF, $off); }
 
 # Every element: { tid => "(b,o)", pos, level, ntid => [b, o] }; and every
@@ -166,6 +167,14 @@ like($rows, qr/^duplicate link \Q$victim\E: layer 0 links twice/m, 'the same TID
 like($rows, qr/^dangling link \Q$victim\E: layer 0 links to \($ve->{ntid}[0],$ve->{ntid}[1]\), not an element$/m,
 	'a slot pointing at a neighbour tuple: dangling link');
 
+# a built index stores every link's verdict; both verdict bits at once is corrupt
+is(unpack('v', substr($orig, $slot0 + 4, 2)) & 0xC000 ? 'verdict' : 'none', 'verdict',
+	'the build stored the verdict of the first link');
+($rows) = corrupt_and_check(
+	sub { substr(${ $_[0] }, $slot0 + 4, 2) = pack('v', unpack('v', substr(${ $_[0] }, $slot0 + 4, 2)) | 0xC000); });
+like($rows, qr/^bad verdict \Q$victim\E: layer 0 slot 0 has verdict bits 0xc000$/m,
+	'a slot with both verdict bits: bad verdict');
+
 ($rows) = corrupt_and_check(sub { substr(${ $_[0] }, $ve->{pos}, 1) = pack('C', 7); });
 like($rows, qr/^bad tuple \Q$victim\E: unknown tuple type 7$/m, "an element's type byte overwritten: bad tuple");
 
@@ -183,7 +192,7 @@ like($rows, qr/^level mismatch \Q$victim\E: element level $ve->{level}, neighbou
 			for my $s (0 .. $n->{nslots} - 1)
 			{
 				my $p = $n->{pos} + 4 + 6 * $s;
-				substr($$d, $p, 6) = tid_bytes(0xFFFFFFFF, 0) if substr($$d, $p, 6) eq $want;
+				substr($$d, $p, 6) = tid_bytes(0xFFFFFFFF, 0) if tid_bytes(tid_at($$d, $p)) eq $want;
 			}
 		}
 	});

@@ -568,22 +568,21 @@ HnswMemGraphUsed(HnswMemGraph *g)
 /* ---------- reachability ---------- */
 
 /*
- * Mark everything reachable in layer 0 by at least one link from `from`;
- * returns how many were newly marked.  `from` itself counts only if some
- * link leads back to it: a search reaches layer 0 at whatever node the
- * descent ends on, so even the entry point needs an incoming link.
+ * Mark what is reachable in layer 0 by at least one link from the nodes
+ * already queued, breadth first, recording for each newly reached node the
+ * node whose link reached it first (its parent: those links form a
+ * spanning tree of everything reached).  A node counts only if some link
+ * leads to it: a search reaches layer 0 at whatever node the descent ends
+ * on, so even the entry point needs an incoming link.
  */
-static int
-mark_reachable(HnswMemGraph *g, int from, bool *reached, int *queue)
+static void
+spread_reach(HnswMemGraph *g, bool *reached, int32 *parent, int *queue,
+			 int head, int tail)
 {
-	int			head = 0,
-				tail = 0,
-				found = 0;
-
-	queue[tail++] = from;
 	while (head < tail)
 	{
-		HnswMemElement *e = elem(g, queue[head++]);
+		int			from = queue[head++];
+		HnswMemElement *e = elem(g, from);
 		int32	   *nbrs = elem_nbrs(g, e);
 
 		for (int i = 0; i < elem_counts(g, e)[0]; i++)
@@ -593,165 +592,120 @@ mark_reachable(HnswMemGraph *g, int from, bool *reached, int *queue)
 			if (!reached[n])
 			{
 				reached[n] = true;
+				parent[n] = from;
 				queue[tail++] = n;
-				found++;
 			}
 		}
 	}
-	return found;
 }
 
 /*
- * Before `from` gives up its only reached link to t for a link to u, make u
- * link to t, so t stays reachable through u: in a free slot of u's, or in
- * place of u's farthest link to an element reached some other way.
+ * The slot of f's layer-0 list that a new link may take without cutting
+ * anything off: a free one (count), else the farthest link that is not a
+ * tree link (its target stays reached through its own parent); -1 if
+ * every link is one.
  */
-static void
-hand_over(HnswMemGraph *g, HnswMemElement *ue, int32 t, const bool *reached)
+static int
+spare_slot(HnswMemGraph *g, int f, const int32 *parent)
 {
-	int32	   *counts = elem_counts(g, ue);
-	int32	   *nbrs = elem_nbrs(g, ue);
-	float		d;
+	HnswMemElement *fe = elem(g, f);
+	int			count = elem_counts(g, fe)[0];
+	int32	   *nbrs = elem_nbrs(g, fe);
 
-	for (int i = 0; i < counts[0]; i++)
+	if (count < layer_cap(g->m, 0))
+		return count;
+	for (int i = count - 1; i >= 0; i--)
 	{
-		if (nbrs[i] == t)
-			return;
+		if (parent[nbrs[i]] != f)
+			return i;
 	}
-	if (counts[0] == layer_cap(g->m, 0))
-	{
-		int			drop = -1;
+	return -1;
+}
 
-		for (int i = counts[0] - 1; i >= 0 && drop < 0; i--)
-		{
-			if (reached[nbrs[i]])
-				drop = i;
-		}
-		if (drop < 0)
-			return;
-		remove_slot(g, ue, 0, counts[0], drop);
-		counts[0]--;
+/* A reached node that can link to u: its nearest reached neighbour first. */
+static int
+choose_linker(HnswMemGraph *g, int u, int entry, const bool *reached,
+			  const int32 *parent)
+{
+	HnswMemElement *ue = elem(g, u);
+	int32	   *unbrs = elem_nbrs(g, ue);
+	int			count = HnswMemGraphCount(g);
+
+	for (int i = 0; i < elem_counts(g, ue)[0]; i++)
+	{
+		if (unbrs[i] != u && reached[unbrs[i]] && spare_slot(g, unbrs[i], parent) >= 0)
+			return unbrs[i];
 	}
-	d = HnswDistanceCompute(&g->dist, elem_vec(ue), elem_vec(elem(g, t)), g->dim);
-	insert_sorted(g, ue, 0, counts[0], t, d, true);
-	counts[0]++;
+	if (entry != u && spare_slot(g, entry, parent) >= 0)
+		return entry;
+	for (int f = 0; f < count; f++)
+	{
+		if (f != u && reached[f] && spare_slot(g, f, parent) >= 0)
+			return f;
+	}
+	return -1;
 }
 
 /*
  * Pruning can leave an element with no incoming link, so no search could
- * ever return it.  Link each such element from its nearest reachable
- * neighbour (or from the entry point), replacing that node's farthest link
- * when its list is full, and repeat until everything is reachable.
- * Returns the number of links added.
+ * ever return it.  Link each such element from a reached node, nearest
+ * first, in a free slot or in place of a link that is not part of the
+ * spanning tree of what is reached: the tree stays whole, so nothing
+ * reached is ever cut off again, and one pass over the elements leaves
+ * everything reachable (the entry point's own links are where the walk
+ * starts).  Returns the number of links added.
  */
 int
 HnswMemGraphEnsureReachable(HnswMemGraph *g)
 {
-	bool	   *reached;
-	int		   *queue;
-	int32	   *indegree;
-	int			added = 0;
 	int			count = HnswMemGraphCount(g);
-	Size		nbytes = sizeof(bool) * (Size) Max(count, 1);
 	int			entry = g->sh->entry;
+	bool	   *reached;
+	int32	   *parent;
+	int		   *queue;
+	int			tail = 0,
+				added = 0;
 
 	if (entry < 0)
 		return 0;
-	reached = MemoryContextAllocHuge(CurrentMemoryContext, nbytes);
+	reached = MemoryContextAllocExtended(CurrentMemoryContext, sizeof(bool) * count,
+										 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	parent = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * count);
 	queue = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * (count + 1));
-	indegree = MemoryContextAllocExtended(CurrentMemoryContext, sizeof(int32) * count,
-										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	for (int round = 0; round < 100; round++)
+	for (int i = 0; i < count; i++)
+		parent[i] = -1;
+	queue[tail++] = entry;
+	spread_reach(g, reached, parent, queue, 0, tail);
+	for (int u = 0; u < count; u++)
 	{
-		int			before = added;
+		int			f,
+					slot;
+		HnswMemElement *fe;
+		int32	   *fcounts;
+		float		d;
 
-		memset(reached, 0, nbytes);
-		mark_reachable(g, entry, reached, queue);
-
-		/*
-		 * Count each element's incoming links from reached elements: a link
-		 * to an element with another such link can be given up without
-		 * stranding it.
-		 */
-		memset(indegree, 0, sizeof(int32) * (Size) Max(count, 1));
-		for (int i = 0; i < count; i++)
+		if (reached[u] || (f = choose_linker(g, u, entry, reached, parent)) < 0)
+			continue;
+		fe = elem(g, f);
+		fcounts = elem_counts(g, fe);
+		slot = spare_slot(g, f, parent);
+		if (slot < fcounts[0])
 		{
-			HnswMemElement *e = elem(g, i);
-
-			if (!reached[i])
-				continue;
-			for (int j = 0; j < elem_counts(g, e)[0]; j++)
-				indegree[elem_nbrs(g, e)[j]]++;
+			remove_slot(g, fe, 0, fcounts[0], slot);
+			fcounts[0]--;
 		}
-		for (int u = 0; u < count; u++)
-		{
-			HnswMemElement *ue = elem(g, u);
-			int32	   *unbrs = elem_nbrs(g, ue);
-			int32	   *fcounts,
-					   *fnbrs;
-			int			from = entry;
-			HnswMemElement *fe;
-			float		d;
-
-			if (reached[u])
-				continue;
-			for (int i = 0; i < elem_counts(g, ue)[0]; i++)
-			{
-				if (reached[unbrs[i]])
-				{
-					from = unbrs[i];
-					break;
-				}
-			}
-			if (from == u)
-				continue;		/* a lone element: nothing to link from */
-			/* a reachable neighbour with a free slot strands nobody */
-			for (int i = 0; i < elem_counts(g, ue)[0]; i++)
-			{
-				HnswMemElement *c = elem(g, unbrs[i]);
-
-				if (reached[unbrs[i]] && elem_counts(g, c)[0] < layer_cap(g->m, 0))
-				{
-					from = unbrs[i];
-					break;
-				}
-			}
-			fe = elem(g, from);
-			fcounts = elem_counts(g, fe);
-			fnbrs = elem_nbrs(g, fe);
-			d = HnswDistanceCompute(&g->dist, elem_vec(fe), elem_vec(ue), g->dim);
-			if (fcounts[0] == layer_cap(g->m, 0))
-			{
-				/* give up the farthest link whose target has another */
-				int			drop = fcounts[0] - 1;
-
-				for (int i = fcounts[0] - 1; i >= 0; i--)
-				{
-					if (indegree[fnbrs[i]] > 1)
-					{
-						drop = i;
-						break;
-					}
-				}
-				if (indegree[fnbrs[drop]] <= 1)
-					hand_over(g, ue, fnbrs[drop], reached);
-				indegree[fnbrs[drop]]--;
-				remove_slot(g, fe, 0, fcounts[0], drop);
-				fcounts[0]--;
-			}
-			insert_sorted(g, fe, 0, fcounts[0], u, d, true);
-			fcounts[0]++;
-			indegree[u]++;
-			added++;
-			reached[u] = true;
-			mark_reachable(g, u, reached, queue);
-		}
-		if (added == before)
-			break;
+		d = HnswDistanceCompute(&g->dist, elem_vec(fe), elem_vec(elem(g, u)), g->dim);
+		insert_sorted(g, fe, 0, fcounts[0], u, d, true);
+		fcounts[0]++;
+		added++;
+		reached[u] = true;
+		parent[u] = f;
+		queue[0] = u;
+		spread_reach(g, reached, parent, queue, 0, 1);
 	}
 	pfree(reached);
+	pfree(parent);
 	pfree(queue);
-	pfree(indegree);
 	return added;
 }
 

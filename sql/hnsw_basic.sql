@@ -141,6 +141,22 @@ FROM generate_series(1, 3) r \gexec
 SELECT * FROM band_result ORDER BY round;
 DROP TABLE band, band_result;
 
+-- Identical vectors inserted one by one (the same text remembered twice
+-- is common): the heuristic turns a new copy down from every list that
+-- already holds another copy, so a copy no neighbour keeps is linked from
+-- its nearest one by force; without that, 55 of 60 copies were
+-- unreachable and a complete scan returned 6 rows.
+CREATE TABLE dup (id int, v vector(3));
+CREATE INDEX dup_l2 ON dup USING hnsw (v vector_l2_ops) WITH (m = 2, ef_construction = 4);
+INSERT INTO dup SELECT i, '[1,2,3]' FROM generate_series(1, 60) i;
+SELECT elements, unreachable, problems FROM agentmem.hnsw_info('dup_l2');
+SET enable_seqscan = off;
+SET hnsw.iterative_scan = relaxed_order;
+SELECT count(*) AS scanned FROM (SELECT id FROM dup ORDER BY v <-> '[1,2,3]' LIMIT 100) s;
+RESET enable_seqscan;
+RESET hnsw.iterative_scan;
+DROP TABLE dup;
+
 -- ----------------------------------------------------- NULL and zero vectors
 -- NULLs are never indexed; a zero vector has no direction, so a cosine
 -- index leaves it out too, while L2 indexes it.  A sequential scan returns

@@ -772,10 +772,12 @@ batch_to_new(void *arg, int32 id)
 
 /*
  * Add q to e's list in `layer` (HnswSortedListAdd: the heuristic applied
- * incrementally, as in the build).  Returns the member q pushed out, or -1.
+ * incrementally, as in the build); with `force`, in place of the farthest
+ * member if the heuristic turned q down.  Returns the live member q pushed
+ * out, or -1; *kept says whether q is in the list now.
  */
 static int32
-link_back(BatchGraph *g, int32 e, int32 q, int layer)
+link_back(BatchGraph *g, int32 e, int32 q, int layer, bool force, bool *kept)
 {
 	BNode	   *ne;
 	int			start = HNSW_LAYER_START(g->m, layer);
@@ -784,7 +786,9 @@ link_back(BatchGraph *g, int32 e, int32 q, int layer)
 	HnswSortedList l;
 	int			before;
 	int32		dropped;
+	float		dist;
 
+	*kept = false;
 	if (!ensure_links(g, e) || node(g, e)->level < layer)
 		return -1;
 	ne = node(g, e);
@@ -795,9 +799,18 @@ link_back(BatchGraph *g, int32 e, int32 q, int layer)
 	l.accepted = ne->accepted + start;
 	l.n = before = layer_count(ne, start, nslots);
 	l.cap = nslots;
-	dropped = HnswSortedListAdd(&l, q, node_distance(g, ne->vec, q), batch_to_new, &arg);
+	dist = node_distance(g, ne->vec, q);
+	dropped = HnswSortedListAdd(&l, q, dist, batch_to_new, &arg);
+	if (dropped < 0 && l.n == before && force && l.n > 0)
+	{
+		/* a full list turned q down: q takes the farthest member's place */
+		dropped = l.ids[l.n - 1];
+		HnswSortedListRemove(&l, l.n - 1);
+		HnswSortedListInsert(&l, q, dist, false);
+	}
 	/* q went in: the list grew, or pushed a member out */
-	if (dropped >= 0 || l.n > before)
+	*kept = dropped >= 0 || l.n > before;
+	if (*kept)
 		ne->dirty = true;
 	/* only a live member needs adopting (a deleted one goes anyway) */
 	return dropped >= 0 && node(g, dropped)->returnable ? dropped : -1;
@@ -912,9 +925,22 @@ insert_one(BatchGraph *g, const float *value, ItemPointer heaptid,
 		int32		displaced[HNSW_MAX_M * 2];
 		int			ndisplaced = 0;
 
+		bool		linked = false;
+
 		for (int i = 0; i < nlinks[layer]; i++)
 		{
-			int32		x = link_back(g, (int32) links[layer][i].id, q, layer);
+			bool		kept;
+			int32		x = link_back(g, (int32) links[layer][i].id, q, layer, false, &kept);
+
+			linked |= kept;
+			if (x >= 0)
+				displaced[ndisplaced++] = x;
+		}
+		/* nothing leads to q in layer 0: its nearest neighbour must (hnswinsert.c) */
+		if (layer == 0 && !linked && nlinks[0] > 0)
+		{
+			bool		kept;
+			int32		x = link_back(g, (int32) links[0][0].id, q, 0, true, &kept);
 
 			if (x >= 0)
 				displaced[ndisplaced++] = x;

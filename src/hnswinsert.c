@@ -340,14 +340,45 @@ write_layer(Relation index, ItemPointer ntid, int m, int layer,
 }
 
 /*
+ * With `force`, the new element takes the place of the farthest link the
+ * heuristic kept instead of it: its only way in when every neighbour's
+ * heuristic turned it down.
+ */
+static void
+force_chosen(const HnswCandidate *cands, int ncand, int *chosen, int k,
+			 ItemPointer newtid, int *forced)
+{
+	uint64		q = HnswPackItemPointer(newtid);
+	int			qpos = -1;
+
+	*forced = -1;
+	for (int i = 0; i < ncand; i++)
+	{
+		if (cands[i].id == q)
+			qpos = i;
+	}
+	if (qpos < 0 || k == 0)
+		return;
+	*forced = 0;
+	for (int j = 1; j < k; j++)
+	{
+		if (cands[chosen[j]].distance > cands[chosen[*forced]].distance)
+			*forced = j;
+	}
+	chosen[*forced] = qpos;
+}
+
+/*
  * Add the new element to neighbour `ntid`'s list in `layer`.  A free slot
  * is taken directly; a full list is re-pruned with the heuristic over its
  * members and the new element (deleted members drop out), computed without
- * locks and applied only if the list did not change meanwhile.
+ * locks and applied only if the list did not change meanwhile.  Returns
+ * whether the new element is in the list now.
  */
-static void
+static bool
 link_back(Relation index, int dim, int m, const HnswDistance *dist,
-		  ItemPointer nbr, ItemPointer newtid, int layer, ItemPointer dropped)
+		  ItemPointer nbr, ItemPointer newtid, int layer, bool force,
+		  ItemPointer dropped)
 {
 	ItemPointerData ntid;
 	ItemPointerData current[HNSW_MAX_M * 2];
@@ -362,19 +393,20 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 				naccepted;
 	Buffer		buf;
 	bool		new_chosen = false;
+	int			forced = -1;
 
 	ItemPointerSetInvalid(dropped);
 	if (!load_vector(index, nbr, dim, base, &ntid, NULL))
-		return;
+		return false;
 	if (write_layer(index, &ntid, m, layer, NULL, NULL, newtid))
-		return;
+		return true;
 
 	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	n = read_layer(BufferGetPage(buf), ItemPointerGetOffsetNumber(&ntid), m, layer, current);
 	UnlockReleaseBuffer(buf);
 	if (n <= 0)
-		return;
+		return false;
 
 	for (int i = 0; i <= n; i++)
 	{
@@ -390,6 +422,13 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 	}
 	HnswSortCandidates(cands, ncand);
 	k = select_on_disk(index, dim, dist, cands, ncand, n, chosen, &naccepted);
+	for (int j = 0; j < k; j++)
+		new_chosen |= cands[chosen[j]].id == HnswPackItemPointer(newtid);
+	if (!new_chosen && force)
+	{
+		force_chosen(cands, ncand, chosen, k, newtid, &forced);
+		new_chosen = forced >= 0;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		if (i < k)
@@ -397,17 +436,14 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 			ItemPointerData tid;
 
 			HnswUnpackTid(cands[chosen[i]].id, &tid);
-			new_chosen |= ItemPointerEquals(&tid, newtid);
-			HnswSlotSet(&replace[i], &tid, i < naccepted);
+			/* a forced link is fill, not a link the heuristic accepted */
+			HnswSlotSet(&replace[i], &tid, i < naccepted && i != forced);
 		}
 		else
 			ItemPointerSetInvalid(&replace[i]);
 	}
 	if (!write_layer(index, &ntid, m, layer, current, replace, NULL))
-	{
-		write_layer(index, &ntid, m, layer, NULL, NULL, newtid);
-		return;
-	}
+		return write_layer(index, &ntid, m, layer, NULL, NULL, newtid);
 	/* report the live member the new element pushed out, if any */
 	for (int i = 0; new_chosen && i < ncand; i++)
 	{
@@ -421,6 +457,7 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
 			break;
 		}
 	}
+	return new_chosen;
 }
 
 /*
@@ -570,10 +607,25 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 		ItemPointerData displaced[HNSW_MAX_M * 2];
 		int			ndisplaced = 0;
 
+		bool		linked = false;
+
 		for (int i = 0; i < links[layer].n; i++)
 		{
-			link_back(index, meta.dimensions, meta.m, dist,
-					  &links[layer].tids[i], &newtid, layer, &displaced[ndisplaced]);
+			linked |= link_back(index, meta.dimensions, meta.m, dist, &links[layer].tids[i],
+								&newtid, layer, false, &displaced[ndisplaced]);
+			if (ItemPointerIsValid(&displaced[ndisplaced]))
+				ndisplaced++;
+		}
+
+		/*
+		 * Every neighbour turned the new element down: nothing would lead
+		 * to it in layer 0.  Its nearest neighbour takes it in place of its
+		 * farthest link, which the new element then adopts.
+		 */
+		if (layer == 0 && !linked && links[0].n > 0)
+		{
+			link_back(index, meta.dimensions, meta.m, dist, &links[0].tids[0],
+					  &newtid, 0, true, &displaced[ndisplaced]);
 			if (ItemPointerIsValid(&displaced[ndisplaced]))
 				ndisplaced++;
 		}

@@ -37,6 +37,7 @@
 #include "utils/rel.h"
 
 #include "hnsw.h"
+#include "hnswbatch.h"
 #include "hnswgraph.h"
 #include "stats.h"
 
@@ -207,473 +208,6 @@ HnswBatchEnd(void)
 	HnswBatchAbandon();
 }
 
-/* ---------- the part of the graph in memory ---------- */
-
-typedef struct BNode
-{
-	ItemPointerData tid;		/* element tuple */
-	ItemPointerData ntid;		/* neighbour tuple */
-	float	   *vec;			/* NULL until the element's page is read */
-	int32	   *links;			/* node numbers by slot, -1 free; NULL: unread */
-	float	   *ldist;			/* distance of each link, when prepared */
-	bool	   *accepted;		/* each link's heuristic verdict, when prepared */
-	uint32		prepared;		/* layers whose lists are sorted, with verdicts */
-	uint32		stored;			/* layers read with every link's verdict */
-	uint8		level;
-	bool		returnable;
-	bool		missing;		/* the TID holds no element */
-	bool		dirty;			/* links differ from the page */
-} BNode;
-
-typedef struct TidEntry
-{
-	uint64		key;			/* packed element TID */
-	int32		node;
-	char		status;
-} TidEntry;
-
-#define SH_PREFIX tidmap
-#define SH_ELEMENT_TYPE TidEntry
-#define SH_KEY_TYPE uint64
-#define SH_KEY key
-#define SH_HASH_KEY(tb, k) HnswHash64(k)
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
-typedef struct BatchGraph
-{
-	HnswGraph	base;			/* what the search sees; query set per search */
-	Relation	index;
-	int			m;
-	int			ef_construction;
-	MemoryContext cxt;			/* nodes live here for the whole batch */
-	BNode	  **chunks;			/* nodes in chunks, so they never move */
-	float	  **vchunks;		/* their vectors, chunk by chunk alike */
-	uint16	  **hchunks;		/* what a search needs of them, compactly */
-	int			nchunks;
-	int			chunk_shift;	/* log2 of nodes per chunk */
-	int			nnodes;
-	tidmap_hash *map;			/* element TID -> node number */
-	bool	   *loaded;			/* by block: page read */
-	BlockNumber nloaded;
-	HnswVisited *visited;		/* dense, by node number */
-	int32		entry;			/* -1: empty graph */
-	int			entry_level;
-} BatchGraph;
-
-/*
- * The bits of a node a search reads for every neighbour it meets, kept in
- * an array of their own: reading them from the node would cost a cache
- * miss per neighbour.
- */
-#define HOT_LEVEL		0x00FF
-#define HOT_VECTOR		0x0100	/* vector in memory */
-#define HOT_MISSING		0x0200	/* no element at that TID */
-#define HOT_RETURNABLE	0x0400
-
-static inline uint16 *
-hot(const BatchGraph *g, int32 j)
-{
-	return &g->hchunks[j >> g->chunk_shift][j & ((1 << g->chunk_shift) - 1)];
-}
-
-static inline BNode *
-node(const BatchGraph *g, int32 j)
-{
-	return &g->chunks[j >> g->chunk_shift][j & ((1 << g->chunk_shift) - 1)];
-}
-
-/* Where node j's vector goes: nodes near in number are near in memory. */
-static inline float *
-vector_slot(const BatchGraph *g, int32 j)
-{
-	return g->vchunks[j >> g->chunk_shift] +
-		(Size) (j & ((1 << g->chunk_shift) - 1)) * g->base.dim;
-}
-
-static void
-set_hot(BatchGraph *g, int32 j)
-{
-	BNode	   *n = node(g, j);
-
-	*hot(g, j) = n->level | (n->vec ? HOT_VECTOR : 0) |
-		(n->missing ? HOT_MISSING : 0) | (n->returnable ? HOT_RETURNABLE : 0);
-}
-
-/* The node of an element TID, a stub (nothing read) if new. */
-static int32
-node_for_tid(BatchGraph *g, ItemPointer tid)
-{
-	bool		found;
-	TidEntry   *e = tidmap_insert(g->map, HnswPackItemPointer(tid), &found);
-
-	if (!found)
-	{
-		int			c = g->nnodes >> g->chunk_shift;
-
-		if (c == g->nchunks)
-		{
-			g->nchunks++;
-			g->chunks = repalloc(g->chunks, sizeof(BNode *) * g->nchunks);
-			g->vchunks = repalloc(g->vchunks, sizeof(float *) * g->nchunks);
-			g->hchunks = repalloc(g->hchunks, sizeof(uint16 *) * g->nchunks);
-			g->hchunks[c] = MemoryContextAlloc(g->cxt, sizeof(uint16) << g->chunk_shift);
-			g->chunks[c] = MemoryContextAlloc(g->cxt, sizeof(BNode) << g->chunk_shift);
-			g->vchunks[c] = MemoryContextAllocHuge(g->cxt, (sizeof(float) * g->base.dim)
-												   << g->chunk_shift);
-		}
-		e->node = g->nnodes++;
-		memset(node(g, e->node), 0, sizeof(BNode));
-		*hot(g, e->node) = 0;
-		node(g, e->node)->tid = *tid;
-	}
-	return e->node;
-}
-
-/* Empty lists for a node of `level`, with room for distances and verdicts. */
-static void
-new_links(BatchGraph *g, BNode *n)
-{
-	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, n->level);
-	char	   *chunk = MemoryContextAlloc(g->cxt, nslots *
-										   (sizeof(int32) + sizeof(float) + sizeof(bool)));
-
-	n->links = (int32 *) chunk;
-	n->ldist = (float *) (chunk + nslots * sizeof(int32));
-	n->accepted = (bool *) (chunk + nslots * (sizeof(int32) + sizeof(float)));
-	n->prepared = 0;
-	n->stored = 0;
-	for (int i = 0; i < nslots; i++)
-		n->links[i] = -1;
-}
-
-/* Take an element's links from its neighbour tuple (invalid: no links). */
-static void
-read_links(BatchGraph *g, BNode *n, Page page, OffsetNumber off)
-{
-	ItemId		iid;
-	HnswNeighborTuple nt = NULL;
-	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, n->level);
-
-	new_links(g, n);
-	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
-		return;
-	iid = PageGetItemId(page, off);
-	if (ItemIdIsNormal(iid))
-		nt = (HnswNeighborTuple) PageGetItem(page, iid);
-	if (!nt || nt->type != HNSW_NEIGHBOR_TUPLE || nt->nslots != nslots)
-		return;
-	for (int layer = 0; layer <= n->level; layer++)
-	{
-		int			start = HNSW_LAYER_START(g->m, layer);
-		bool		known = true;
-
-		for (int i = start; i < start + HNSW_LAYER_SLOTS(g->m, layer); i++)
-		{
-			ItemPointerData tid = HnswSlotTid(&nt->slots[i]);
-
-			if (!ItemPointerIsValid(&tid))
-				continue;
-			n->links[i] = node_for_tid(g, &tid);
-			n->accepted[i] = HnswSlotVerdict(&nt->slots[i]) == HNSW_SLOT_ACCEPTED;
-			known &= HnswSlotVerdict(&nt->slots[i]) != 0;
-		}
-		if (known)
-			n->stored |= 1u << layer;
-	}
-}
-
-static bool
-page_loaded(BatchGraph *g, BlockNumber blkno)
-{
-	return blkno < g->nloaded && g->loaded[blkno];
-}
-
-static void
-mark_loaded(BatchGraph *g, BlockNumber blkno)
-{
-	if (blkno >= g->nloaded)
-	{
-		BlockNumber n = Max(g->nloaded * 2, blkno + 1);
-
-		g->loaded = repalloc_huge(g->loaded, sizeof(bool) * n);
-		memset(g->loaded + g->nloaded, 0, sizeof(bool) * (n - g->nloaded));
-		g->nloaded = n;
-	}
-	g->loaded[blkno] = true;
-}
-
-/*
- * Read every element of a page, and the links of those whose neighbour
- * tuple is on the same page.  Nodes read before keep what they have: their
- * links in memory may be newer than the page.
- */
-static void
-load_page(BatchGraph *g, BlockNumber blkno)
-{
-	Buffer		buf;
-	Page		page;
-	OffsetNumber maxoff;
-	int32	   *owner;
-
-	if (blkno >= g->nloaded && blkno >= RelationGetNumberOfBlocks(g->index))
-		return;					/* a corrupt link: its node stays missing */
-	mark_loaded(g, blkno);
-	buf = HnswReadBuffer(g->index, blkno);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
-	owner = palloc(sizeof(int32) * (maxoff + 1));
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-		owner[off] = -1;		/* a neighbour tuple may precede its element */
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-	{
-		ItemId		iid = PageGetItemId(page, off);
-		HnswElementTuple et;
-		ItemPointerData tid;
-		BNode	   *n;
-		int32		j;
-
-		if (!ItemIdIsNormal(iid))
-			continue;
-		et = (HnswElementTuple) PageGetItem(page, iid);
-		if (et->type != HNSW_ELEMENT_TUPLE)
-			continue;
-		ItemPointerSet(&tid, blkno, off);
-		j = node_for_tid(g, &tid);
-		n = node(g, j);
-		if (n->vec)
-			continue;
-		n->vec = vector_slot(g, j);
-		memcpy(n->vec, et->x, sizeof(float) * g->base.dim);
-		n->level = et->level;
-		n->ntid = et->neighbortid;
-		n->returnable = !(et->flags & HNSW_ELEMENT_DELETED) &&
-			ItemPointerIsValid(&et->heaptid);
-		n->missing = false;
-		set_hot(g, j);
-		if (ItemPointerGetBlockNumber(&n->ntid) == blkno &&
-			ItemPointerGetOffsetNumber(&n->ntid) <= maxoff)
-			owner[ItemPointerGetOffsetNumber(&n->ntid)] = j;
-	}
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-	{
-		if (owner[off] >= 0 && node(g, owner[off])->links == NULL)
-			read_links(g, node(g, owner[off]), page, off);
-	}
-	UnlockReleaseBuffer(buf);
-	pfree(owner);
-}
-
-/* Make sure a node's vector is in memory; false if it is no element. */
-static bool
-ensure_vector(BatchGraph *g, int32 j)
-{
-	BNode	   *n = node(g, j);
-
-	if (n->vec == NULL && !n->missing)
-	{
-		BlockNumber blkno = ItemPointerGetBlockNumber(&n->tid);
-
-		if (!page_loaded(g, blkno))
-			load_page(g, blkno);
-		n->missing = n->vec == NULL;
-		set_hot(g, j);
-	}
-	return !n->missing;
-}
-
-/* Make sure a node's links are in memory; false if it is no element. */
-static bool
-ensure_links(BatchGraph *g, int32 j)
-{
-	BNode	   *n = node(g, j);
-
-	if (!ensure_vector(g, j))
-		return false;
-	if (n->links == NULL)
-	{
-		/* its neighbour tuple is on another page (a large vector) */
-		Buffer		buf = HnswReadBuffer(g->index, ItemPointerGetBlockNumber(&n->ntid));
-
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		read_links(g, n, BufferGetPage(buf), ItemPointerGetOffsetNumber(&n->ntid));
-		UnlockReleaseBuffer(buf);
-	}
-	return true;
-}
-
-static inline float
-node_distance(BatchGraph *g, const float *a, int32 j)
-{
-	return HnswDistanceCompute(&g->base.dist, a, node(g, j)->vec, g->base.dim);
-}
-
-/*
- * Neighbours not visited yet are gathered first and their vectors
- * prefetched, so that the cache misses of the distance computations
- * overlap instead of coming one after the other.
- */
-static void
-batch_expand(HnswGraph *base, const HnswCandidate *c, int layer,
-			 HnswVisited *visited, HnswEmitFn emit, void *arg)
-{
-	BatchGraph *g = (BatchGraph *) base;
-	BNode	   *n;
-	int			start = HNSW_LAYER_START(g->m, layer);
-	int			nslots = HNSW_LAYER_SLOTS(g->m, layer);
-	int32		todo[HNSW_MAX_M * 2];
-	int			ntodo = 0;
-	int			lines = (g->base.dim * sizeof(float) + 63) / 64;
-
-	if (!ensure_links(g, (int32) c->id))
-		return;
-	n = node(g, c->id);
-	if (n->level < layer)
-		return;
-	for (int i = 0; i < nslots; i++)
-	{
-		int32		j = n->links[start + i];
-		const float *vec;
-
-		if (j < 0 || HnswVisitedTestAndSet(visited, j))
-			continue;
-		if (!(*hot(g, j) & HOT_VECTOR) && !ensure_vector(g, j))
-			continue;
-		todo[ntodo++] = j;
-		vec = vector_slot(g, j);
-		for (int l = 0; l < lines; l++)
-			__builtin_prefetch((const char *) vec + 64 * l);
-	}
-	for (int i = 0; i < ntodo; i++)
-	{
-		uint16		h = *hot(g, todo[i]);
-		HnswCandidate nc;
-
-		nc.id = todo[i];
-		nc.ref = 0;
-		nc.heaptid = 0;
-		nc.distance = HnswDistanceCompute(&g->base.dist, base->query,
-										  vector_slot(g, todo[i]), g->base.dim);
-		nc.returnable = (h & HOT_RETURNABLE) != 0;
-		nc.level = h & HOT_LEVEL;
-		emit(arg, &nc);
-	}
-}
-
-static void
-graph_init(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
-		   const HnswDistance *dist)
-{
-	memset(g, 0, sizeof(BatchGraph));
-	g->base.expand = batch_expand;
-	g->base.dim = meta->dimensions;
-	g->base.dist = *dist;
-	g->index = index;
-	g->m = meta->m;
-	g->ef_construction = meta->ef_construction;
-	g->cxt = CurrentMemoryContext;
-	/* chunks of up to 1,024 nodes and about a megabyte of vectors */
-	g->chunk_shift = 10;
-	while (g->chunk_shift > 3 &&
-		   ((Size) g->base.dim * sizeof(float) << g->chunk_shift) > 1024 * 1024)
-		g->chunk_shift--;
-	g->chunks = palloc(sizeof(BNode *));
-	g->vchunks = palloc(sizeof(float *));
-	g->hchunks = palloc(sizeof(uint16 *));
-	g->map = tidmap_create(CurrentMemoryContext, 1024, NULL);
-	g->nloaded = 1024;
-	g->loaded = palloc0(sizeof(bool) * g->nloaded);
-	g->visited = HnswVisitedCreateDense(1024);
-	g->entry = -1;
-	if (meta->entry_blkno != InvalidBlockNumber)
-	{
-		ItemPointerData tid;
-
-		ItemPointerSet(&tid, meta->entry_blkno, meta->entry_offno);
-		g->entry = node_for_tid(g, &tid);
-		if (!ensure_links(g, g->entry))
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("hnsw index \"%s\" has an invalid entry point",
-							RelationGetRelationName(index))));
-		g->entry_level = node(g, g->entry)->level;
-	}
-}
-
-/* ---------- linking in memory ---------- */
-
-typedef struct PairArg
-{
-	BatchGraph *g;
-	const HnswCandidate *cands;
-} PairArg;
-
-static float
-pair_distance(void *arg, int i, int j)
-{
-	PairArg    *pa = arg;
-
-	return node_distance(pa->g, node(pa->g, (int32) pa->cands[i].id)->vec,
-						 (int32) pa->cands[j].id);
-}
-
-static HnswCandidate
-node_candidate(BatchGraph *g, const float *query, int32 j)
-{
-	HnswCandidate c = {0};
-
-	c.id = j;
-	c.distance = node_distance(g, query, j);
-	c.returnable = node(g, j)->returnable;
-	c.level = node(g, j)->level;
-	return c;
-}
-
-/* Search each layer for the new element and choose its links (node numbers). */
-static void
-find_links(BatchGraph *g, const float *value, int level, HnswCandidate (*links)[HNSW_MAX_M * 2],
-		   int *nlinks)
-{
-	int			efc = g->ef_construction;
-	HnswCandidate *entries = palloc(sizeof(HnswCandidate) * (efc + 1));
-	int			nentries = 1;
-
-	g->base.query = value;
-	entries[0] = node_candidate(g, value, g->entry);
-	if (g->entry_level > level)
-		entries[0] = HnswGreedySearch(&g->base, g->visited, entries[0],
-									  g->entry_level, level);
-	for (int layer = Min(level, g->entry_level); layer >= 0; layer--)
-	{
-		HnswSearchState s;
-		int			chosen[HNSW_MAX_M * 2];
-		int			naccepted;
-		PairArg		pa = {g, entries};
-
-		HnswVisitedReset(g->visited);
-		HnswSearchStateInit(&s, efc, false, g->visited);
-		HnswSearchLayer(&g->base, &s, entries, nentries, efc, layer);
-		if (s.results.count == 0)
-			continue;			/* only deleted nodes seen: keep the entries */
-		nentries = s.results.count;
-		memcpy(entries, s.results.items, sizeof(HnswCandidate) * nentries);
-		HnswSortCandidates(entries, nentries);
-		nlinks[layer] = HnswSelectNeighbors(entries, nentries,
-											HNSW_LAYER_SLOTS(g->m, layer),
-											pair_distance, &pa, chosen, &naccepted);
-		for (int i = 0; i < nlinks[layer]; i++)
-		{
-			links[layer][i] = entries[chosen[i]];
-			/* `returnable` carries the verdict from here on */
-			links[layer][i].returnable = i < naccepted;
-		}
-	}
-}
-
 /* Links of a prepared layer: valid ones first, nearest first. */
 static inline int
 layer_count(BNode *n, int start, int nslots)
@@ -702,7 +236,7 @@ judge_members(BatchGraph *g, HnswCandidate *cands, int n)
 			live[nlive++] = cands[i];
 	}
 	if (nlive > 0)
-		HnswSelectNeighbors(live, nlive, nlive, pair_distance, &pa, chosen, &naccepted);
+		HnswSelectNeighbors(live, nlive, nlive, BatchPairDistance, &pa, chosen, &naccepted);
 	for (int i = 0; i < naccepted; i++)
 		live_accepted[chosen[i]] = true;
 	for (int i = 0, l = 0; i < n; i++)
@@ -732,7 +266,7 @@ prepare_layer(BatchGraph *g, BNode *e, int layer)
 	{
 		int32		x = e->links[start + i];
 
-		if (x >= 0 && ensure_vector(g, x))
+		if (x >= 0 && BatchEnsureVector(g, x))
 		{
 			stored[n] = e->accepted[start + i];
 			cands[n++].id = x;
@@ -741,7 +275,7 @@ prepare_layer(BatchGraph *g, BNode *e, int layer)
 	}
 	for (int i = 0; i < n; i++)
 	{
-		cands[i] = node_candidate(g, e->vec, (int32) cands[i].id);
+		cands[i] = BatchNodeCandidate(g, e->vec, (int32) cands[i].id);
 		cands[i].ref = stored[i];	/* the verdict, from here on */
 	}
 	HnswSortCandidates(cands, n);
@@ -789,7 +323,7 @@ link_back(BatchGraph *g, int32 e, int32 q, int layer, bool force, bool *kept)
 	float		dist;
 
 	*kept = false;
-	if (!ensure_links(g, e) || node(g, e)->level < layer)
+	if (!BatchEnsureLinks(g, e) || node(g, e)->level < layer)
 		return -1;
 	ne = node(g, e);
 	if (!(ne->prepared & (1u << layer)))
@@ -834,7 +368,7 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 	if (ndisplaced == 0)
 		return;
 	for (int i = 0; i < nslots; i++)
-		d[i] = list[i] >= 0 && ensure_vector(g, list[i]) ?
+		d[i] = list[i] >= 0 && BatchEnsureVector(g, list[i]) ?
 			node_distance(g, nq->vec, list[i]) : -1;
 	for (int x = 0; x < ndisplaced; x++)
 	{
@@ -843,7 +377,7 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 
 		for (int i = 0; i < nslots && !present; i++)
 			present = list[i] == displaced[x];
-		if (present || !ensure_vector(g, displaced[x]) || !node(g, displaced[x])->returnable)
+		if (present || !BatchEnsureVector(g, displaced[x]) || !node(g, displaced[x])->returnable)
 			continue;
 		slot = HnswAdoptSlot(d, adopted, nslots);
 		if (slot < 0)
@@ -857,27 +391,21 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 	}
 }
 
-/* Insert one queued element: choose links, write it, link back. */
+/*
+ * Write a new element of `level` with the links chosen for it (nodes,
+ * nearest first per layer), then link back to it.
+ */
 static void
-insert_one(BatchGraph *g, const float *value, ItemPointer heaptid,
-		   MemoryContext scratch)
+place_and_link(BatchGraph *g, const float *value, ItemPointer heaptid, int level,
+				  HnswCandidate (*links)[HNSW_MAX_M * 2], int *nlinks)
 {
-	int			level = Min(HnswRandomLevel(g->m), HNSW_MAX_LEVEL);
-	HnswCandidate (*links)[HNSW_MAX_M * 2];
-	int		   *nlinks;
-	HnswLayerLinks *tids;
+	HnswLayerLinks *tids = palloc0(sizeof(HnswLayerLinks) * (level + 1));
 	bool		new_entry = g->entry < 0 || level > g->entry_level;
 	ItemPointerData tid,
 				ntid;
 	int32		q;
 	BNode	   *nq;
-	MemoryContext old = MemoryContextSwitchTo(scratch);
 
-	links = palloc(sizeof(*links) * (level + 1));
-	nlinks = palloc0(sizeof(int) * (level + 1));
-	tids = palloc0(sizeof(HnswLayerLinks) * (level + 1));
-	if (g->entry >= 0)
-		find_links(g, value, level, links, nlinks);
 	for (int layer = 0; layer <= level; layer++)
 	{
 		tids[layer].n = nlinks[layer];
@@ -890,7 +418,7 @@ insert_one(BatchGraph *g, const float *value, ItemPointer heaptid,
 	HnswPlaceNewElement(g->index, g->base.dim, g->m, level, value, heaptid, tids,
 						new_entry, &tid, &ntid);
 
-	q = node_for_tid(g, &tid);
+	q = BatchNodeForTid(g, &tid);
 	nq = node(g, q);
 	nq->vec = vector_slot(g, q);
 	memcpy(nq->vec, value, sizeof(float) * g->base.dim);
@@ -898,8 +426,8 @@ insert_one(BatchGraph *g, const float *value, ItemPointer heaptid,
 	nq->ntid = ntid;
 	nq->returnable = true;
 	nq->missing = false;
-	set_hot(g, q);
-	new_links(g, nq);
+	BatchSetHot(g, q);
+	BatchNewLinks(g, nq);
 	for (int layer = 0; layer <= level; layer++)
 	{
 		int			start = HNSW_LAYER_START(g->m, layer);
@@ -924,7 +452,6 @@ insert_one(BatchGraph *g, const float *value, ItemPointer heaptid,
 	{
 		int32		displaced[HNSW_MAX_M * 2];
 		int			ndisplaced = 0;
-
 		bool		linked = false;
 
 		for (int i = 0; i < nlinks[layer]; i++)
@@ -947,8 +474,33 @@ insert_one(BatchGraph *g, const float *value, ItemPointer heaptid,
 		}
 		adopt_displaced(g, q, layer, displaced, ndisplaced);
 	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(scratch);
+}
+
+typedef struct ChosenLinks
+{
+	BatchGraph *g;
+	HnswCandidate (*links)[HNSW_MAX_M * 2];
+	int		   *nlinks;
+} ChosenLinks;
+
+static void
+choose_layer(void *arg, int layer, const HnswCandidate *sorted, int n)
+{
+	ChosenLinks *cl = arg;
+
+	cl->nlinks[layer] = BatchChooseLinks(cl->g, sorted, n, layer, cl->links[layer]);
+}
+
+/* Insert one queued element: search the graph in memory for its links. */
+static void
+insert_one(BatchGraph *g, const float *value, ItemPointer heaptid)
+{
+	int			level = Min(HnswRandomLevel(g->m), HNSW_MAX_LEVEL);
+	ChosenLinks cl = {g, palloc(sizeof(*cl.links) * (level + 1)),
+	palloc0(sizeof(int) * (level + 1))};
+
+	BatchSearchLayers(g, value, level, choose_layer, &cl);
+	place_and_link(g, value, heaptid, level, cl.links, cl.nlinks);
 }
 
 /* ---------- writing back ---------- */
@@ -1023,7 +575,10 @@ write_back(BatchGraph *g)
 		state = GenericXLogStart(g->index);
 		page = GenericXLogRegisterBuffer(state, buf, 0);
 		for (; i < ndirty && ItemPointerGetBlockNumber(&dirty[i]->ntid) == blkno; i++)
+		{
 			write_links(g, page, dirty[i]);
+			dirty[i]->dirty = false;
+		}
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(buf);
 	}
@@ -1031,6 +586,16 @@ write_back(BatchGraph *g)
 }
 
 /* ---------- linking a queue ---------- */
+
+/* A batch being linked into one index. */
+typedef struct BatchLinker
+{
+	HnswDistance dist;
+	BatchGraph	graph;			/* in graph_cxt */
+	MemoryContext graph_cxt;
+	MemoryContext scratch;		/* reset after every row */
+	Size		limit;			/* for graph_cxt: maintenance_work_mem */
+} BatchLinker;
 
 static void
 record_latency(instr_time start, int n)
@@ -1048,50 +613,74 @@ record_latency(instr_time start, int n)
 }
 
 /*
- * Link the rows queued for one index.  The part of the graph in memory is
- * written back and dropped whenever it outgrows maintenance_work_mem, so a
- * batch into a huge index of long vectors cannot take unbounded memory.
- * hnsw_insert latency gets one sample per row: the batch's time divided
- * evenly.
+ * Keep the part of the graph in memory within maintenance_work_mem: past
+ * it, write it back and start afresh from the index, so a batch into a
+ * huge index of long vectors cannot take unbounded memory.
+ */
+static void
+bound_graph(BatchLinker *lk)
+{
+	MemoryContext old;
+	HnswMetaPageData meta;
+
+	if (MemoryContextMemAllocated(lk->graph_cxt, true) <= lk->limit)
+		return;
+	write_back(&lk->graph);
+	MemoryContextReset(lk->graph_cxt);
+	old = MemoryContextSwitchTo(lk->graph_cxt);
+	HnswReadMeta(lk->graph.index, &meta);
+	BatchGraphInit(&lk->graph, lk->graph.index, &meta, &lk->dist);
+	MemoryContextSwitchTo(old);
+}
+
+/* Link the rows one after the other, each searched in the graph in memory. */
+static void
+link_serially(BatchLinker *lk, const float *values, const ItemPointerData *heaptids,
+			  int n, int dim)
+{
+	for (int i = 0; i < n; i++)
+	{
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(lk->scratch);
+		insert_one(&lk->graph, values + (Size) i * dim, (ItemPointer) &heaptids[i]);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(lk->scratch);
+		if (i + 1 < n)
+			bound_graph(lk);
+	}
+}
+
+/*
+ * Link the rows queued for one index.  hnsw_insert latency gets one sample
+ * per row: the batch's time divided evenly.
  */
 static void
 link_queue(Relation index, QueuedIndex *q)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw batch link",
 											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext graph_cxt = AllocSetContextCreate(cxt, "hnsw batch graph",
-													ALLOCSET_DEFAULT_SIZES);
-	MemoryContext scratch = AllocSetContextCreate(cxt, "hnsw batch insert",
-												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(graph_cxt);
-	Size		limit = (Size) maintenance_work_mem * 1024;
+	MemoryContext old;
+	BatchLinker lk;
 	HnswMetaPageData meta;
-	HnswDistance dist;
-	BatchGraph	g;
 	instr_time	start;
 	int			n = q->n;
 
 	INSTR_TIME_SET_CURRENT(start);
 	q->n = 0;					/* never linked twice: see check_not_failed */
+	lk.graph_cxt = AllocSetContextCreate(cxt, "hnsw batch graph", ALLOCSET_DEFAULT_SIZES);
+	lk.scratch = AllocSetContextCreate(cxt, "hnsw batch insert", ALLOCSET_DEFAULT_SIZES);
+	lk.limit = (Size) maintenance_work_mem * 1024;
+	old = MemoryContextSwitchTo(lk.graph_cxt);
 	PG_TRY();
 	{
-		HnswGetDistance(index, &dist);
+		HnswGetDistance(index, &lk.dist);
 		LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 		HnswReadMeta(index, &meta);
-		graph_init(&g, index, &meta, &dist);
-		for (int i = 0; i < n; i++)
-		{
-			CHECK_FOR_INTERRUPTS();
-			insert_one(&g, q->values + (Size) i * q->dim, &q->heaptids[i], scratch);
-			if (i + 1 < n && MemoryContextMemAllocated(graph_cxt, true) > limit)
-			{
-				write_back(&g);
-				MemoryContextReset(graph_cxt);
-				HnswReadMeta(index, &meta);
-				graph_init(&g, index, &meta, &dist);
-			}
-		}
-		write_back(&g);
+		BatchGraphInit(&lk.graph, index, &meta, &lk.dist);
+		link_serially(&lk, q->values, q->heaptids, n, q->dim);
+		write_back(&lk.graph);
 	}
 	PG_CATCH();
 	{

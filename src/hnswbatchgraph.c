@@ -1,0 +1,422 @@
+/*
+ * hnswbatchgraph.c
+ *		The part of an hnsw graph a batched insert holds in memory.
+ *
+ * Nodes are created as the batch meets element TIDs and filled a whole
+ * page at a time (vectors, and the neighbour lists found on the same
+ * page), so a search that wanders over the graph reads each page once.
+ * Node numbers are dense, which gives the search a dense visited set and
+ * lets nodes, vectors and the bits a search reads per neighbour live in
+ * separate chunked arrays.
+ */
+#include "postgres.h"
+
+#include "storage/bufmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hnswbatch.h"
+#include "hnswgraph.h"
+
+typedef struct TidEntry
+{
+	uint64		key;			/* packed element TID */
+	int32		node;
+	char		status;
+} TidEntry;
+#define SH_PREFIX tidmap
+#define SH_ELEMENT_TYPE TidEntry
+#define SH_KEY_TYPE uint64
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) HnswHash64(k)
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+void
+BatchSetHot(BatchGraph *g, int32 j)
+{
+	BNode	   *n = node(g, j);
+
+	*hot(g, j) = n->level | (n->vec ? HOT_VECTOR : 0) |
+		(n->missing ? HOT_MISSING : 0) | (n->returnable ? HOT_RETURNABLE : 0);
+}
+
+/* The node of an element TID, a stub (nothing read) if new. */
+int32
+BatchNodeForTid(BatchGraph *g, ItemPointer tid)
+{
+	bool		found;
+	TidEntry   *e = tidmap_insert(g->map, HnswPackItemPointer(tid), &found);
+
+	if (!found)
+	{
+		int			c = g->nnodes >> g->chunk_shift;
+
+		if (c == g->nchunks)
+		{
+			g->nchunks++;
+			g->chunks = repalloc(g->chunks, sizeof(BNode *) * g->nchunks);
+			g->vchunks = repalloc(g->vchunks, sizeof(float *) * g->nchunks);
+			g->hchunks = repalloc(g->hchunks, sizeof(uint16 *) * g->nchunks);
+			g->hchunks[c] = MemoryContextAlloc(g->cxt, sizeof(uint16) << g->chunk_shift);
+			g->chunks[c] = MemoryContextAlloc(g->cxt, sizeof(BNode) << g->chunk_shift);
+			g->vchunks[c] = MemoryContextAllocHuge(g->cxt, (sizeof(float) * g->base.dim)
+												   << g->chunk_shift);
+		}
+		e->node = g->nnodes++;
+		memset(node(g, e->node), 0, sizeof(BNode));
+		*hot(g, e->node) = 0;
+		node(g, e->node)->tid = *tid;
+	}
+	return e->node;
+}
+
+/* Empty lists for a node of `level`, with room for distances and verdicts. */
+void
+BatchNewLinks(BatchGraph *g, BNode *n)
+{
+	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, n->level);
+	char	   *chunk = MemoryContextAlloc(g->cxt, nslots *
+										   (sizeof(int32) + sizeof(float) + sizeof(bool)));
+
+	n->links = (int32 *) chunk;
+	n->ldist = (float *) (chunk + nslots * sizeof(int32));
+	n->accepted = (bool *) (chunk + nslots * (sizeof(int32) + sizeof(float)));
+	n->prepared = 0;
+	n->stored = 0;
+	for (int i = 0; i < nslots; i++)
+		n->links[i] = -1;
+}
+
+/* Take an element's links from its neighbour tuple (invalid: no links). */
+static void
+read_links(BatchGraph *g, BNode *n, Page page, OffsetNumber off)
+{
+	ItemId		iid;
+	HnswNeighborTuple nt = NULL;
+	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, n->level);
+
+	BatchNewLinks(g, n);
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+		return;
+	iid = PageGetItemId(page, off);
+	if (ItemIdIsNormal(iid))
+		nt = (HnswNeighborTuple) PageGetItem(page, iid);
+	if (!nt || nt->type != HNSW_NEIGHBOR_TUPLE || nt->nslots != nslots)
+		return;
+	for (int layer = 0; layer <= n->level; layer++)
+	{
+		int			start = HNSW_LAYER_START(g->m, layer);
+		bool		known = true;
+
+		for (int i = start; i < start + HNSW_LAYER_SLOTS(g->m, layer); i++)
+		{
+			ItemPointerData tid = HnswSlotTid(&nt->slots[i]);
+
+			if (!ItemPointerIsValid(&tid))
+				continue;
+			n->links[i] = BatchNodeForTid(g, &tid);
+			n->accepted[i] = HnswSlotVerdict(&nt->slots[i]) == HNSW_SLOT_ACCEPTED;
+			known &= HnswSlotVerdict(&nt->slots[i]) != 0;
+		}
+		if (known)
+			n->stored |= 1u << layer;
+	}
+}
+
+static bool
+page_loaded(BatchGraph *g, BlockNumber blkno)
+{
+	return blkno < g->nloaded && g->loaded[blkno];
+}
+
+static void
+mark_loaded(BatchGraph *g, BlockNumber blkno)
+{
+	if (blkno >= g->nloaded)
+	{
+		BlockNumber n = Max(g->nloaded * 2, blkno + 1);
+
+		g->loaded = repalloc_huge(g->loaded, sizeof(bool) * n);
+		memset(g->loaded + g->nloaded, 0, sizeof(bool) * (n - g->nloaded));
+		g->nloaded = n;
+	}
+	g->loaded[blkno] = true;
+}
+
+/*
+ * Read every element of a page, and the links of those whose neighbour
+ * tuple is on the same page.  Nodes read before keep what they have: their
+ * links in memory may be newer than the page.
+ */
+static void
+load_page(BatchGraph *g, BlockNumber blkno)
+{
+	Buffer		buf;
+	Page		page;
+	OffsetNumber maxoff;
+	int32	   *owner;
+
+	if (blkno >= g->nloaded && blkno >= RelationGetNumberOfBlocks(g->index))
+		return;					/* a corrupt link: its node stays missing */
+	mark_loaded(g, blkno);
+	buf = HnswReadBuffer(g->index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
+	owner = palloc(sizeof(int32) * (maxoff + 1));
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		owner[off] = -1;		/* a neighbour tuple may precede its element */
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		HnswElementTuple et;
+		ItemPointerData tid;
+		BNode	   *n;
+		int32		j;
+
+		if (!ItemIdIsNormal(iid))
+			continue;
+		et = (HnswElementTuple) PageGetItem(page, iid);
+		if (et->type != HNSW_ELEMENT_TUPLE)
+			continue;
+		ItemPointerSet(&tid, blkno, off);
+		j = BatchNodeForTid(g, &tid);
+		n = node(g, j);
+		if (n->vec)
+			continue;
+		n->vec = vector_slot(g, j);
+		memcpy(n->vec, et->x, sizeof(float) * g->base.dim);
+		n->level = et->level;
+		n->ntid = et->neighbortid;
+		n->returnable = !(et->flags & HNSW_ELEMENT_DELETED) &&
+			ItemPointerIsValid(&et->heaptid);
+		n->missing = false;
+		BatchSetHot(g, j);
+		if (ItemPointerGetBlockNumber(&n->ntid) == blkno &&
+			ItemPointerGetOffsetNumber(&n->ntid) <= maxoff)
+			owner[ItemPointerGetOffsetNumber(&n->ntid)] = j;
+	}
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		if (owner[off] >= 0 && node(g, owner[off])->links == NULL)
+			read_links(g, node(g, owner[off]), page, off);
+	}
+	UnlockReleaseBuffer(buf);
+	pfree(owner);
+}
+
+/* Make sure a node's vector is in memory; false if it is no element. */
+bool
+BatchEnsureVector(BatchGraph *g, int32 j)
+{
+	BNode	   *n = node(g, j);
+
+	if (n->vec == NULL && !n->missing)
+	{
+		BlockNumber blkno = ItemPointerGetBlockNumber(&n->tid);
+
+		if (!page_loaded(g, blkno))
+			load_page(g, blkno);
+		n->missing = n->vec == NULL;
+		BatchSetHot(g, j);
+	}
+	return !n->missing;
+}
+
+/* Make sure a node's links are in memory; false if it is no element. */
+bool
+BatchEnsureLinks(BatchGraph *g, int32 j)
+{
+	BNode	   *n = node(g, j);
+
+	if (!BatchEnsureVector(g, j))
+		return false;
+	if (n->links == NULL)
+	{
+		/* its neighbour tuple is on another page (a large vector) */
+		Buffer		buf = HnswReadBuffer(g->index, ItemPointerGetBlockNumber(&n->ntid));
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		read_links(g, n, BufferGetPage(buf), ItemPointerGetOffsetNumber(&n->ntid));
+		UnlockReleaseBuffer(buf);
+	}
+	return true;
+}
+
+/*
+ * Neighbours not visited yet are gathered first and their vectors
+ * prefetched, so that the cache misses of the distance computations
+ * overlap instead of coming one after the other.
+ */
+static void
+batch_expand(HnswGraph *base, const HnswCandidate *c, int layer,
+			 HnswVisited *visited, HnswEmitFn emit, void *arg)
+{
+	BatchGraph *g = (BatchGraph *) base;
+	BNode	   *n;
+	int			start = HNSW_LAYER_START(g->m, layer);
+	int			nslots = HNSW_LAYER_SLOTS(g->m, layer);
+	int32		todo[HNSW_MAX_M * 2];
+	int			ntodo = 0;
+	int			lines = (g->base.dim * sizeof(float) + 63) / 64;
+
+	if (!BatchEnsureLinks(g, (int32) c->id))
+		return;
+	n = node(g, c->id);
+	if (n->level < layer)
+		return;
+	for (int i = 0; i < nslots; i++)
+	{
+		int32		j = n->links[start + i];
+		const float *vec;
+
+		if (j < 0 || HnswVisitedTestAndSet(visited, j))
+			continue;
+		if (!(*hot(g, j) & HOT_VECTOR) && !BatchEnsureVector(g, j))
+			continue;
+		todo[ntodo++] = j;
+		vec = vector_slot(g, j);
+		for (int l = 0; l < lines; l++)
+			__builtin_prefetch((const char *) vec + 64 * l);
+	}
+	for (int i = 0; i < ntodo; i++)
+	{
+		uint16		h = *hot(g, todo[i]);
+		HnswCandidate nc;
+
+		nc.id = todo[i];
+		nc.ref = 0;
+		nc.heaptid = 0;
+		nc.distance = HnswDistanceCompute(&g->base.dist, base->query,
+										  vector_slot(g, todo[i]), g->base.dim);
+		nc.returnable = (h & HOT_RETURNABLE) != 0;
+		nc.level = h & HOT_LEVEL;
+		emit(arg, &nc);
+	}
+}
+
+void
+BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
+		   const HnswDistance *dist)
+{
+	memset(g, 0, sizeof(BatchGraph));
+	g->base.expand = batch_expand;
+	g->base.dim = meta->dimensions;
+	g->base.dist = *dist;
+	g->index = index;
+	g->m = meta->m;
+	g->ef_construction = meta->ef_construction;
+	g->cxt = CurrentMemoryContext;
+	/* chunks of up to 1,024 nodes and about a megabyte of vectors */
+	g->chunk_shift = 10;
+	while (g->chunk_shift > 3 &&
+		   ((Size) g->base.dim * sizeof(float) << g->chunk_shift) > 1024 * 1024)
+		g->chunk_shift--;
+	g->chunks = palloc(sizeof(BNode *));
+	g->vchunks = palloc(sizeof(float *));
+	g->hchunks = palloc(sizeof(uint16 *));
+	g->map = tidmap_create(CurrentMemoryContext, 1024, NULL);
+	g->nloaded = 1024;
+	g->loaded = palloc0(sizeof(bool) * g->nloaded);
+	g->visited = HnswVisitedCreateDense(1024);
+	g->entry = -1;
+	if (meta->entry_blkno != InvalidBlockNumber)
+	{
+		ItemPointerData tid;
+
+		ItemPointerSet(&tid, meta->entry_blkno, meta->entry_offno);
+		g->entry = BatchNodeForTid(g, &tid);
+		if (!BatchEnsureLinks(g, g->entry))
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("hnsw index \"%s\" has an invalid entry point",
+							RelationGetRelationName(index))));
+		g->entry_level = node(g, g->entry)->level;
+	}
+}
+
+/* ---------- linking in memory ---------- */
+
+float
+BatchPairDistance(void *arg, int i, int j)
+{
+	PairArg    *pa = arg;
+
+	return node_distance(pa->g, node(pa->g, (int32) pa->cands[i].id)->vec,
+						 (int32) pa->cands[j].id);
+}
+
+HnswCandidate
+BatchNodeCandidate(BatchGraph *g, const float *query, int32 j)
+{
+	HnswCandidate c = {0};
+
+	c.id = j;
+	c.distance = node_distance(g, query, j);
+	c.returnable = node(g, j)->returnable;
+	c.level = node(g, j)->level;
+	return c;
+}
+
+/*
+ * Search each layer for `value`, from the graph's entry point down to
+ * layer 0, and hand each layer's results (nearest first, up to
+ * ef_construction) to fn; the layers above `level` only lead the way.
+ */
+void
+BatchSearchLayers(BatchGraph *g, const float *value, int level, BatchLayerFn fn, void *arg)
+{
+	int			efc = g->ef_construction;
+	HnswCandidate *entries = palloc(sizeof(HnswCandidate) * (efc + 1));
+	int			nentries = 1;
+
+	if (g->entry < 0)
+		return;
+	g->base.query = value;
+	entries[0] = BatchNodeCandidate(g, value, g->entry);
+	if (g->entry_level > level)
+		entries[0] = HnswGreedySearch(&g->base, g->visited, entries[0],
+									  g->entry_level, level);
+	for (int layer = Min(level, g->entry_level); layer >= 0; layer--)
+	{
+		HnswSearchState s;
+
+		HnswVisitedReset(g->visited);
+		HnswSearchStateInit(&s, efc, false, g->visited);
+		HnswSearchLayer(&g->base, &s, entries, nentries, efc, layer);
+		if (s.results.count == 0)
+			continue;			/* only deleted nodes seen: keep the entries */
+		nentries = s.results.count;
+		memcpy(entries, s.results.items, sizeof(HnswCandidate) * nentries);
+		HnswSortCandidates(entries, nentries);
+		fn(arg, layer, entries, nentries);
+	}
+	pfree(entries);
+}
+
+/*
+ * Choose the links of a new element in `layer` among candidates (nodes,
+ * nearest first) with the heuristic; `returnable` carries each chosen
+ * link's verdict from here on.  Returns how many.
+ */
+int
+BatchChooseLinks(BatchGraph *g, const HnswCandidate *sorted, int n, int layer,
+				 HnswCandidate *links)
+{
+	int			chosen[HNSW_MAX_M * 2];
+	int			naccepted;
+	PairArg		pa = {g, sorted};
+	int			k = HnswSelectNeighbors(sorted, n, HNSW_LAYER_SLOTS(g->m, layer),
+										BatchPairDistance, &pa, chosen, &naccepted);
+
+	for (int i = 0; i < k; i++)
+	{
+		links[i] = sorted[chosen[i]];
+		links[i].returnable = i < naccepted;
+	}
+	return k;
+}

@@ -215,23 +215,32 @@ HnswHeapPopMax(HnswHeap *h)
 	return heap_pop(h, -1);
 }
 
-static int
-candidate_cmp(const void *a, const void *b)
+static inline int
+candidate_cmp(const HnswCandidate *ca, const HnswCandidate *cb)
 {
-	const HnswCandidate *ca = a;
-	const HnswCandidate *cb = b;
-
 	if (ca->distance != cb->distance)
 		return ca->distance < cb->distance ? -1 : 1;
 	/* ties broken by identity so the order is deterministic */
 	return (ca->id > cb->id) - (ca->id < cb->id);
 }
 
-/* Nearest first. */
+/*
+ * Nearest first, with a sort specialised for candidates (PostgreSQL's
+ * sort_template.h): the comparator is inlined, which matters for the
+ * short lists sorted once per layer of every search.
+ */
+#define ST_SORT sort_candidates
+#define ST_ELEMENT_TYPE HnswCandidate
+#define ST_COMPARE(a, b) candidate_cmp(a, b)
+#define ST_SCOPE static
+#define ST_DECLARE
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
 void
 HnswSortCandidates(HnswCandidate *items, int n)
 {
-	qsort(items, n, sizeof(HnswCandidate), candidate_cmp);
+	sort_candidates(items, n);
 }
 
 /* ---------- level assignment ---------- */

@@ -323,9 +323,17 @@ element_candidate(const HnswGraph *g, Page page, OffsetNumber off,
 }
 
 /*
+ * Pages a neighbour list's expansion keeps pinned at once.  PostgreSQL
+ * tracks a backend's first 8 pins in an array and the rest in a hash
+ * table, whose lookups cost more than the overlap of further prefetches
+ * gains.
+ */
+#define EXPAND_PIN_WINDOW 6
+
+/*
  * Neighbours are grouped by page, so all distances on one page are computed
- * under a single pin and share lock.  All the pages are pinned first and
- * the element tuples prefetched, so their cache misses overlap.  (Reading
+ * under a single pin and share lock.  A window of pages is pinned first and
+ * their element tuples prefetched, so the cache misses overlap.  (Reading
  * line pointers to prefetch without the content lock is only a hint: a
  * stale one prefetches a useless line, never a wrong result.)
  */
@@ -336,9 +344,6 @@ disk_expand(HnswGraph *g, const HnswCandidate *c, int layer,
 	HnswDiskGraph *dg = (HnswDiskGraph *) g;
 	int			n = read_neighbor_list(dg->index, dg->m, c->ref, layer, dg->todo);
 	int			keep = 0;
-	int			ngroups = 0;
-	Buffer		bufs[HNSW_MAX_M * 2];
-	int			group_end[HNSW_MAX_M * 2];
 	int			lines = (g->dim * sizeof(float) + offsetof(HnswElementTupleData, x) + 63) / 64;
 
 	for (int i = 0; i < n; i++)
@@ -348,38 +353,51 @@ disk_expand(HnswGraph *g, const HnswCandidate *c, int layer,
 	}
 	sort_tids(dg->todo, keep);
 
-	for (int i = 0; i < keep; i++)
+	for (int first = 0; first < keep;)
 	{
-		BlockNumber blkno = ItemPointerGetBlockNumber(&dg->todo[i]);
-		Page		page;
-		ItemId		iid;
+		Buffer		bufs[EXPAND_PIN_WINDOW];
+		int			group_end[EXPAND_PIN_WINDOW];
+		int			ngroups = 0;
+		int			i;
 
-		if (i == 0 || blkno != ItemPointerGetBlockNumber(&dg->todo[i - 1]))
-			bufs[ngroups++] = HnswReadBuffer(dg->index, blkno);
-		group_end[ngroups - 1] = i + 1;
-		page = BufferGetPage(bufs[ngroups - 1]);
-		if (ItemPointerGetOffsetNumber(&dg->todo[i]) > PageGetMaxOffsetNumber(page))
-			continue;
-		iid = PageGetItemId(page, ItemPointerGetOffsetNumber(&dg->todo[i]));
-		for (int l = 0; l < lines; l++)
-			__builtin_prefetch((char *) page + ItemIdGetOffset(iid) + 64 * l);
-	}
-
-	for (int grp = 0, i = 0; grp < ngroups; grp++)
-	{
-		Page		page = BufferGetPage(bufs[grp]);
-		BlockNumber blkno = BufferGetBlockNumber(bufs[grp]);
-
-		LockBuffer(bufs[grp], BUFFER_LOCK_SHARE);
-		for (; i < group_end[grp]; i++)
+		for (i = first; i < keep; i++)
 		{
-			HnswCandidate nc;
+			BlockNumber blkno = ItemPointerGetBlockNumber(&dg->todo[i]);
+			Page		page;
+			ItemId		iid;
 
-			if (element_candidate(g, page, ItemPointerGetOffsetNumber(&dg->todo[i]),
-								  blkno, &nc))
-				emit(arg, &nc);
+			if (i == first || blkno != ItemPointerGetBlockNumber(&dg->todo[i - 1]))
+			{
+				if (ngroups == EXPAND_PIN_WINDOW)
+					break;
+				bufs[ngroups++] = HnswReadBuffer(dg->index, blkno);
+			}
+			group_end[ngroups - 1] = i + 1;
+			page = BufferGetPage(bufs[ngroups - 1]);
+			if (ItemPointerGetOffsetNumber(&dg->todo[i]) > PageGetMaxOffsetNumber(page))
+				continue;
+			iid = PageGetItemId(page, ItemPointerGetOffsetNumber(&dg->todo[i]));
+			for (int l = 0; l < lines; l++)
+				__builtin_prefetch((char *) page + ItemIdGetOffset(iid) + 64 * l);
 		}
-		UnlockReleaseBuffer(bufs[grp]);
+
+		for (int grp = 0, k = first; grp < ngroups; grp++)
+		{
+			Page		page = BufferGetPage(bufs[grp]);
+			BlockNumber blkno = BufferGetBlockNumber(bufs[grp]);
+
+			LockBuffer(bufs[grp], BUFFER_LOCK_SHARE);
+			for (; k < group_end[grp]; k++)
+			{
+				HnswCandidate nc;
+
+				if (element_candidate(g, page, ItemPointerGetOffsetNumber(&dg->todo[k]),
+									  blkno, &nc))
+					emit(arg, &nc);
+			}
+			UnlockReleaseBuffer(bufs[grp]);
+		}
+		first = i;
 	}
 }
 

@@ -24,6 +24,7 @@ typedef struct TidEntry
 	int32		node;
 	char		status;
 } TidEntry;
+
 #define SH_PREFIX tidmap
 #define SH_ELEMENT_TYPE TidEntry
 #define SH_KEY_TYPE uint64

@@ -535,8 +535,10 @@ typedef struct ReachEntry
 	uint64		tid;			/* key */
 	ItemPointerData ntid;
 	bool		reached;
-	int32		indegree;		/* layer-0 links pointing here */
+	uint64		parent;			/* the element whose link reached it first */
 } ReachEntry;
+
+#define NO_PARENT	PG_UINT64_MAX
 
 static HTAB *
 collect_live(Relation index, BufferAccessStrategy bas)
@@ -573,7 +575,7 @@ collect_live(Relation index, BufferAccessStrategy bas)
 			e = hash_search(h, &key, HASH_ENTER, NULL);
 			e->ntid = et->neighbortid;
 			e->reached = false;
-			e->indegree = 0;
+			e->parent = NO_PARENT;
 		}
 		UnlockReleaseBuffer(buf);
 	}
@@ -603,7 +605,9 @@ layer0_links(Relation index, ReachEntry *e, int m, ItemPointerData *out)
 }
 
 /*
- * Mark what `start` reaches by at least one layer-0 link.  `start` itself
+ * Mark what `start` reaches by at least one layer-0 link, recording for
+ * each newly reached element the one whose link reached it (its parent:
+ * those links form a spanning tree of what is reached).  `start` itself
  * counts only if a link leads back to it: a search reaches layer 0 at
  * whatever node its descent ends on, so even the entry point needs one.
  */
@@ -632,6 +636,7 @@ walk_from(Relation index, HTAB *live, uint64 start, int m)
 			if (t && !t->reached)
 			{
 				t->reached = true;
+				t->parent = e->tid;
 				queue[tail++] = k;
 			}
 		}
@@ -641,10 +646,11 @@ walk_from(Relation index, HTAB *live, uint64 start, int m)
 
 /*
  * Give `to` an incoming layer-0 link from `from`: a free slot if there is
- * one, else the slot of from's farthest neighbour that has another
- * incoming link (so replacing it strands nothing), else its farthest.
+ * one, else the slot of from's farthest link that is not a tree link (its
+ * target stays reached through its own parent, so nothing is stranded).
+ * False if every link of `from` is a tree link.
  */
-static void
+static bool
 link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 				 int m, ReachEntry *from, ReachEntry *to)
 {
@@ -661,6 +667,8 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 	Page		page;
 	HnswNeighborTuple nt;
 	HnswDiskGraph dg;
+	bool		free_slot,
+				linked;
 
 	HnswUnpackTid(from->tid, &from_tid);
 	HnswUnpackTid(to->tid, &to_tid);
@@ -687,23 +695,21 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 		if (!ItemPointerIsValid(&slots[i]))
 			slot = i;
 	}
-	for (int pass = 0; pass < 2 && slot < 0; pass++)
+	free_slot = slot >= 0;
+	for (int i = 0; !free_slot && i < cap; i++)
 	{
-		for (int i = 0; i < cap; i++)
-		{
-			uint64		k = HnswPackItemPointer(&slots[i]);
-			ReachEntry *t = hash_search(live, &k, HASH_FIND, NULL);
-			HnswCandidate c;
+		uint64		k = HnswPackItemPointer(&slots[i]);
+		ReachEntry *t = hash_search(live, &k, HASH_FIND, NULL);
+		HnswCandidate c;
 
-			if (pass == 0 && t != NULL && t->indegree <= 1)
-				continue;
-			if (!HnswLoadCandidate(index, &slots[i], &dg.base, &c))
-				c.distance = FLT_MAX;	/* not an element: replace it first */
-			if (c.distance > worst)
-			{
-				worst = c.distance;
-				slot = i;
-			}
+		if (t != NULL && t->parent == from->tid)
+			continue;			/* a tree link */
+		if (!HnswLoadCandidate(index, &slots[i], &dg.base, &c))
+			c.distance = FLT_MAX;	/* not an element: replace it first */
+		if (c.distance > worst)
+		{
+			worst = c.distance;
+			slot = i;
 		}
 	}
 
@@ -715,15 +721,9 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 															 ItemPointerGetOffsetNumber(&from->ntid)));
 	/* inserts are held off, so the list cannot have changed; check anyway */
 	HnswSlotTids(current, nt->slots, cap);
-	if (slot >= 0 && memcmp(slots, current, sizeof(ItemPointerData) * cap) == 0)
+	linked = slot >= 0 && memcmp(slots, current, sizeof(ItemPointerData) * cap) == 0;
+	if (linked)
 	{
-		uint64		k = HnswPackItemPointer(&slots[slot]);
-		ReachEntry *old = ItemPointerIsValid(&slots[slot]) ?
-			hash_search(live, &k, HASH_FIND, NULL) : NULL;
-
-		if (old)
-			old->indegree--;
-		to->indegree++;
 		nt->slots[slot] = to_tid;
 		GenericXLogFinish(state);
 	}
@@ -732,33 +732,108 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 	UnlockReleaseBuffer(buf);
 	HnswDiskGraphRelease(&dg);
 	pfree(base);
+	return linked;
 }
 
-/* Count every live element's incoming layer-0 links. */
+/* The vector of the element at packed TID `tid` (a live one: it exists). */
 static void
-count_indegrees(Relation index, HTAB *live, int m)
+element_vector(Relation index, uint64 tid, int dim, float *out)
 {
+	ItemPointerData t;
+	Buffer		buf;
+	Page		page;
+
+	HnswUnpackTid(tid, &t);
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&t));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	memcpy(out, ((HnswElementTuple) PageGetItem(page, PageGetItemId(page,
+																	ItemPointerGetOffsetNumber(&t))))->x,
+		   sizeof(float) * dim);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * When no neighbour of e can link to it: the reached elements nearest to
+ * e (a layer-0 search from the entry), then any reached element, until one
+ * has a link to spare.  Copies of one vector that only link each other
+ * come here: the entry's links are all tree links.
+ */
+static bool
+link_from_anywhere(Relation index, HTAB *live, const HnswDistance *dist,
+				   const HnswMetaPageData *meta, uint64 entry, ReachEntry *e)
+{
+	float	   *vec = palloc(sizeof(float) * meta->dimensions);
+	HnswDiskGraph dg;
+	HnswSearchState s;
+	HnswCandidate ep;
+	ItemPointerData etid;
 	HASH_SEQ_STATUS seq;
-	ReachEntry *e;
+	ReachEntry *from;
 
-	hash_seq_init(&seq, live);
-	while ((e = hash_seq_search(&seq)) != NULL)
+	element_vector(index, e->tid, meta->dimensions, vec);
+	HnswDiskGraphInit(&dg, index, vec, meta->dimensions, dist);
+	HnswUnpackTid(entry, &etid);
+	if (HnswLoadCandidate(index, &etid, &dg.base, &ep))
 	{
-		ItemPointerData links[HNSW_MAX_M * 2];
-		int			n = layer0_links(index, e, m, links);
-
-		for (int i = 0; i < n; i++)
+		HnswSearchStateInit(&s, meta->ef_construction, false, NULL);
+		HnswSearchLayer(&dg.base, &s, &ep, 1, meta->ef_construction, 0);
+		HnswSortCandidates(s.results.items, s.results.count);
+		for (int i = 0; i < s.results.count; i++)
 		{
-			uint64		k = HnswPackItemPointer(&links[i]);
-			ReachEntry *t = hash_search(live, &k, HASH_FIND, NULL);
-
-			if (t)
-				t->indegree++;
+			from = hash_search(live, &s.results.items[i].id, HASH_FIND, NULL);
+			if (from && from != e && from->reached &&
+				link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e))
+			{
+				e->parent = from->tid;
+				return true;
+			}
 		}
 	}
+	hash_seq_init(&seq, live);
+	while ((from = hash_seq_search(&seq)) != NULL)
+	{
+		if (from != e && from->reached &&
+			link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e))
+		{
+			hash_seq_term(&seq);
+			e->parent = from->tid;
+			return true;
+		}
+	}
+	return false;
 }
 
-/* One pass: link every live element the walk from the entry misses. */
+/* Link e from the first of its reached neighbours (else the entry) that can. */
+static bool
+link_from_reached(Relation index, HTAB *live, const HnswDistance *dist,
+				  const HnswMetaPageData *meta, uint64 entry, ReachEntry *e)
+{
+	ItemPointerData links[HNSW_MAX_M * 2];
+	int			n = layer0_links(index, e, meta->m, links);
+
+	for (int i = 0; i <= n; i++)
+	{
+		uint64		k = i < n ? HnswPackItemPointer(&links[i]) : entry;
+		ReachEntry *from = hash_search(live, &k, HASH_FIND, NULL);
+
+		if (from == NULL || from == e || (i < n && !from->reached))
+			continue;
+		if (link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e))
+		{
+			e->parent = from->tid;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * One pass: link every live element the walk from the entry misses.  A new
+ * link only ever replaces a link that is not part of the walk's spanning
+ * tree, so nothing reached is cut off and one pass normally leaves
+ * everything reachable.
+ */
 static int
 reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *meta,
 				  const HnswDistance *dist)
@@ -769,37 +844,14 @@ reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *me
 	uint64		entry = HnswPackTid(meta->entry_blkno, meta->entry_offno);
 	int			linked = 0;
 
-	bool		counted = false;
-
 	walk_from(index, live, entry, meta->m);
 	hash_seq_init(&seq, live);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
-		ItemPointerData links[HNSW_MAX_M * 2];
-		ReachEntry *from = NULL;
-		int			n;
-
-		if (e->reached)
+		if (e->reached ||
+			!(link_from_reached(index, live, dist, meta, entry, e) ||
+			  link_from_anywhere(index, live, dist, meta, entry, e)))
 			continue;
-		n = layer0_links(index, e, meta->m, links);
-		for (int i = 0; i < n && from == NULL; i++)
-		{
-			uint64		k = HnswPackItemPointer(&links[i]);
-			ReachEntry *t = hash_search(live, &k, HASH_FIND, NULL);
-
-			if (t && t->reached)
-				from = t;
-		}
-		if (from == NULL)
-			from = hash_search(live, &entry, HASH_FIND, NULL);
-		if (from == NULL || from == e)
-			continue;			/* a lone element: nothing to link from */
-		if (!counted)
-		{
-			count_indegrees(index, live, meta->m);
-			counted = true;
-		}
-		link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e);
 		linked++;
 		e->reached = true;
 		walk_from(index, live, e->tid, meta->m);
@@ -810,8 +862,9 @@ reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *me
 
 /*
  * Link every live element that cannot be reached from the entry point,
- * with inserts held off.  A replaced link can strand another element, so
- * passes repeat (a few at most) until one finds nothing.
+ * with inserts held off.  Another pass runs only if the last one linked
+ * something (an element none of whose reached neighbours had a spare link
+ * may be reachable from a new one), at most 16.
  */
 static void
 repair_reachability(Relation index, BufferAccessStrategy bas)

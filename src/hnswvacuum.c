@@ -644,6 +644,24 @@ walk_from(Relation index, HTAB *live, uint64 start, int m)
 	pfree(queue);
 }
 
+/* The vector of the element at packed TID `tid` (a live one: it exists). */
+static void
+element_vector(Relation index, uint64 tid, int dim, float *out)
+{
+	ItemPointerData t;
+	Buffer		buf;
+	Page		page;
+
+	HnswUnpackTid(tid, &t);
+	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&t));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	memcpy(out, ((HnswElementTuple) PageGetItem(page, PageGetItemId(page,
+																	ItemPointerGetOffsetNumber(&t))))->x,
+		   sizeof(float) * dim);
+	UnlockReleaseBuffer(buf);
+}
+
 /*
  * Give `to` an incoming layer-0 link from `from`: a free slot if there is
  * one, else the slot of from's farthest link that is not a tree link (its
@@ -655,8 +673,7 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 				 int m, ReachEntry *from, ReachEntry *to)
 {
 	float	   *base = palloc(sizeof(float) * dim);
-	ItemPointerData from_tid,
-				to_tid;
+	ItemPointerData to_tid;
 	ItemPointerData slots[HNSW_MAX_M * 2];
 	ItemPointerData current[HNSW_MAX_M * 2];
 	int			cap = HNSW_LAYER_SLOTS(m, 0);
@@ -670,16 +687,9 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 	bool		free_slot,
 				linked;
 
-	HnswUnpackTid(from->tid, &from_tid);
 	HnswUnpackTid(to->tid, &to_tid);
 	HnswDiskGraphInit(&dg, index, base, dim, dist);
-	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&from_tid));
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	memcpy(base, ((HnswElementTuple) PageGetItem(page, PageGetItemId(page,
-																	 ItemPointerGetOffsetNumber(&from_tid))))->x,
-		   sizeof(float) * dim);
-	UnlockReleaseBuffer(buf);
+	element_vector(index, from->tid, dim, base);
 
 	/* choose the slot from a copy: reading neighbours locks their pages */
 	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&from->ntid));
@@ -733,24 +743,6 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 	HnswDiskGraphRelease(&dg);
 	pfree(base);
 	return linked;
-}
-
-/* The vector of the element at packed TID `tid` (a live one: it exists). */
-static void
-element_vector(Relation index, uint64 tid, int dim, float *out)
-{
-	ItemPointerData t;
-	Buffer		buf;
-	Page		page;
-
-	HnswUnpackTid(tid, &t);
-	buf = ReadBuffer(index, ItemPointerGetBlockNumber(&t));
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	memcpy(out, ((HnswElementTuple) PageGetItem(page, PageGetItemId(page,
-																	ItemPointerGetOffsetNumber(&t))))->x,
-		   sizeof(float) * dim);
-	UnlockReleaseBuffer(buf);
 }
 
 /*

@@ -181,3 +181,6 @@ SELECT remember_random('trig', 25, 4);
 SELECT calls FROM agentmem.latency WHERE operation = 'hnsw_insert';
 
 SELECT agentmem.drop_space(space) FROM agentmem.spaces ORDER BY space;
+DROP FUNCTION remember_random(text, int, int), check_space(text), on_space(text, text),
+	found_self(text, regclass, text), recall_at(regclass, int, int), trig_search(), trig_boom(),
+	rand_vec(int), knn(text, bool);

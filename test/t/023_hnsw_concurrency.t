@@ -9,8 +9,11 @@
 # client).  Afterwards the index must be sound (hnsw_check), a complete
 # index scan must return every row of the table once, and the recall@10
 # of the index against an exact search on 30 random queries must stay
-# above 0.9 at ef_search 100 (measured: 1.000 in three runs, about 21,000
-# transactions and 31 VACUUMs each).
+# above 0.9 at ef_search 200.  (Until 2026-11-23 the 30 queries were one
+# vector drawn once, the uncorrelated subquery being evaluated once, so the
+# figure was one query's recall: "1.000" in most runs, 0.6-0.9 in a few.
+# Over 30 distinct queries, 16-d uniform data after this churn gives
+# 0.90-0.99 at ef_search 100, 0.95-0.97 at 200, at a58d2a9 and after.)
 use strict;
 use warnings;
 
@@ -105,19 +108,22 @@ hnsw_clean($node, 'agentmem_spaces.t_l2', 'after a final VACUUM');
 is($node->safe_psql('postgres', "SELECT elements, deleted FROM agentmem.hnsw_info('agentmem_spaces.t_l2')"),
 	"$rows|0", 'after a final VACUUM the index holds exactly the rows');
 
-# recall@10 at ef_search 100 against exact search on 30 random queries
+# recall@10 at ef_search 200 against exact search on 30 random queries
+# (correlated with g, so each row draws its own vector)
 my $recall = $node->safe_psql(
 	'postgres', qq{
-	CREATE TABLE q AS SELECT g AS qid, $rand_vec AS v FROM generate_series(1, 30) g;
+	CREATE TABLE q AS SELECT g AS qid, (SELECT array_agg(random() * 2 - 1)::vector
+										FROM generate_series(1, $dim) WHERE g > 0) AS v
+	FROM generate_series(1, 30) g;
 	SET enable_indexscan = off; SET enable_bitmapscan = off;
 	CREATE TABLE exact AS SELECT qid, ARRAY(SELECT id FROM $t t ORDER BY t.embedding <-> q.v LIMIT 10) AS ids FROM q;
 	RESET enable_indexscan;
-	SET enable_seqscan = off; SET hnsw.ef_search = 100;
+	SET enable_seqscan = off; SET hnsw.ef_search = 200;
 	CREATE TABLE got AS SELECT qid, ARRAY(SELECT id FROM $t t ORDER BY t.embedding <-> q.v LIMIT 10) AS ids FROM q;
 	SELECT round(avg((SELECT count(*) FROM unnest(g.ids) x WHERE x = ANY (e.ids)) / 10.0), 3)
 	FROM got g JOIN exact e USING (qid);
 });
-cmp_ok($recall, '>=', 0.9, "recall\@10 at ef_search 100 is $recall (bar 0.9)");
+cmp_ok($recall, '>=', 0.9, "recall\@10 at ef_search 200 is $recall (bar 0.9)");
 like($node->safe_psql('postgres',
 		"SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT id FROM $t ORDER BY embedding <-> (SELECT v FROM q LIMIT 1) LIMIT 10"),
 	qr/Index Scan using t_l2/, 'the recall queries scan the index');

@@ -476,31 +476,16 @@ place_and_link(BatchGraph *g, const float *value, ItemPointer heaptid, int level
 	}
 }
 
-typedef struct ChosenLinks
-{
-	BatchGraph *g;
-	HnswCandidate (*links)[HNSW_MAX_M * 2];
-	int		   *nlinks;
-} ChosenLinks;
-
-static void
-choose_layer(void *arg, int layer, const HnswCandidate *sorted, int n)
-{
-	ChosenLinks *cl = arg;
-
-	cl->nlinks[layer] = BatchChooseLinks(cl->g, sorted, n, layer, cl->links[layer]);
-}
-
 /* Insert one queued element: search the graph in memory for its links. */
 static void
 insert_one(BatchGraph *g, const float *value, ItemPointer heaptid)
 {
 	int			level = Min(HnswRandomLevel(g->m), HNSW_MAX_LEVEL);
-	ChosenLinks cl = {g, palloc(sizeof(*cl.links) * (level + 1)),
-	palloc0(sizeof(int) * (level + 1))};
+	HnswCandidate (*links)[HNSW_MAX_M * 2] = palloc(sizeof(*links) * (level + 1));
+	int		   *nlinks = palloc0(sizeof(int) * (level + 1));
 
-	BatchSearchLayers(g, value, level, choose_layer, &cl);
-	place_and_link(g, value, heaptid, level, cl.links, cl.nlinks);
+	BatchFindLinks(g, value, level, links, nlinks);
+	place_and_link(g, value, heaptid, level, links, nlinks);
 }
 
 /* ---------- writing back ---------- */

@@ -89,9 +89,6 @@ typedef struct PairArg
 	const HnswCandidate *cands;
 } PairArg;
 
-/* Called with each layer's search results, nearest first (up to ef_construction). */
-typedef void (*BatchLayerFn) (void *arg, int layer, const HnswCandidate *sorted, int n);
-
 extern void BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 						   const HnswDistance *dist);
 extern int32 BatchNodeForTid(BatchGraph *g, ItemPointer tid);
@@ -101,9 +98,7 @@ extern bool BatchEnsureVector(BatchGraph *g, int32 j);
 extern bool BatchEnsureLinks(BatchGraph *g, int32 j);
 extern float BatchPairDistance(void *arg, int i, int j);
 extern HnswCandidate BatchNodeCandidate(BatchGraph *g, const float *query, int32 j);
-extern void BatchSearchLayers(BatchGraph *g, const float *value, int level,
-							  BatchLayerFn fn, void *arg);
-extern int	BatchChooseLinks(BatchGraph *g, const HnswCandidate *sorted, int n, int layer,
-							 HnswCandidate *links);
+extern void BatchFindLinks(BatchGraph *g, const float *value, int level,
+						   HnswCandidate (*links)[HNSW_MAX_M * 2], int *nlinks);
 
 #endif							/* AGENTMEM_HNSWBATCH_H */

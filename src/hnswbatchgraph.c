@@ -364,19 +364,22 @@ BatchNodeCandidate(BatchGraph *g, const float *query, int32 j)
 }
 
 /*
- * Search each layer for `value`, from the graph's entry point down to
- * layer 0, and hand each layer's results (nearest first, up to
- * ef_construction) to fn; the layers above `level` only lead the way.
+ * Search each layer for a new element of `level` and choose its links
+ * there with the heuristic (node numbers, in the order chosen: the links
+ * it accepted first).  `returnable` carries each link's verdict from here
+ * on.  Layers above `level` only lead the way.
  */
 void
-BatchSearchLayers(BatchGraph *g, const float *value, int level, BatchLayerFn fn, void *arg)
+BatchFindLinks(BatchGraph *g, const float *value, int level,
+			   HnswCandidate (*links)[HNSW_MAX_M * 2], int *nlinks)
 {
 	int			efc = g->ef_construction;
-	HnswCandidate *entries = palloc(sizeof(HnswCandidate) * (efc + 1));
+	HnswCandidate *entries;
 	int			nentries = 1;
 
 	if (g->entry < 0)
-		return;
+		return;					/* an empty graph: no links */
+	entries = palloc(sizeof(HnswCandidate) * (efc + 1));
 	g->base.query = value;
 	entries[0] = BatchNodeCandidate(g, value, g->entry);
 	if (g->entry_level > level)
@@ -385,6 +388,9 @@ BatchSearchLayers(BatchGraph *g, const float *value, int level, BatchLayerFn fn,
 	for (int layer = Min(level, g->entry_level); layer >= 0; layer--)
 	{
 		HnswSearchState s;
+		int			chosen[HNSW_MAX_M * 2];
+		int			naccepted;
+		PairArg		pa = {g, entries};
 
 		HnswVisitedReset(g->visited);
 		HnswSearchStateInit(&s, efc, false, g->visited);
@@ -394,30 +400,14 @@ BatchSearchLayers(BatchGraph *g, const float *value, int level, BatchLayerFn fn,
 		nentries = s.results.count;
 		memcpy(entries, s.results.items, sizeof(HnswCandidate) * nentries);
 		HnswSortCandidates(entries, nentries);
-		fn(arg, layer, entries, nentries);
+		nlinks[layer] = HnswSelectNeighbors(entries, nentries,
+											HNSW_LAYER_SLOTS(g->m, layer),
+											BatchPairDistance, &pa, chosen, &naccepted);
+		for (int i = 0; i < nlinks[layer]; i++)
+		{
+			links[layer][i] = entries[chosen[i]];
+			links[layer][i].returnable = i < naccepted;
+		}
 	}
 	pfree(entries);
-}
-
-/*
- * Choose the links of a new element in `layer` among candidates (nodes,
- * nearest first) with the heuristic; `returnable` carries each chosen
- * link's verdict from here on.  Returns how many.
- */
-int
-BatchChooseLinks(BatchGraph *g, const HnswCandidate *sorted, int n, int layer,
-				 HnswCandidate *links)
-{
-	int			chosen[HNSW_MAX_M * 2];
-	int			naccepted;
-	PairArg		pa = {g, sorted};
-	int			k = HnswSelectNeighbors(sorted, n, HNSW_LAYER_SLOTS(g->m, layer),
-										BatchPairDistance, &pa, chosen, &naccepted);
-
-	for (int i = 0; i < k; i++)
-	{
-		links[i] = sorted[chosen[i]];
-		links[i].returnable = i < naccepted;
-	}
-	return k;
 }

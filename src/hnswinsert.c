@@ -606,7 +606,6 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 	{
 		ItemPointerData displaced[HNSW_MAX_M * 2];
 		int			ndisplaced = 0;
-
 		bool		linked = false;
 
 		for (int i = 0; i < links[layer].n; i++)

@@ -746,6 +746,22 @@ link_unreachable(Relation index, HTAB *live, const HnswDistance *dist, int dim,
 }
 
 /*
+ * Link e from `from` if that is a reached element (or the entry point,
+ * where the walk starts) with a link to spare.
+ */
+static bool
+try_link(Relation index, HTAB *live, const HnswDistance *dist,
+		 const HnswMetaPageData *meta, ReachEntry *from, ReachEntry *e)
+{
+	if (from == NULL || from == e ||
+		!(from->reached || from->tid == HnswPackTid(meta->entry_blkno, meta->entry_offno)) ||
+		!link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e))
+		return false;
+	e->parent = from->tid;
+	return true;
+}
+
+/*
  * When no neighbour of e can link to it: the reached elements nearest to
  * e (a layer-0 search from the entry), then any reached element, until one
  * has a link to spare.  Copies of one vector that only link each other
@@ -762,6 +778,7 @@ link_from_anywhere(Relation index, HTAB *live, const HnswDistance *dist,
 	ItemPointerData etid;
 	HASH_SEQ_STATUS seq;
 	ReachEntry *from;
+	bool		linked = false;
 
 	element_vector(index, e->tid, meta->dimensions, vec);
 	HnswDiskGraphInit(&dg, index, vec, meta->dimensions, dist);
@@ -771,25 +788,20 @@ link_from_anywhere(Relation index, HTAB *live, const HnswDistance *dist,
 		HnswSearchStateInit(&s, meta->ef_construction, false, NULL);
 		HnswSearchLayer(&dg.base, &s, &ep, 1, meta->ef_construction, 0);
 		HnswSortCandidates(s.results.items, s.results.count);
-		for (int i = 0; i < s.results.count; i++)
-		{
-			from = hash_search(live, &s.results.items[i].id, HASH_FIND, NULL);
-			if (from && from != e && from->reached &&
-				link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e))
-			{
-				e->parent = from->tid;
-				return true;
-			}
-		}
+		for (int i = 0; i < s.results.count && !linked; i++)
+			linked = try_link(index, live, dist, meta,
+							  hash_search(live, &s.results.items[i].id, HASH_FIND, NULL), e);
 	}
+	HnswDiskGraphRelease(&dg);
+	pfree(vec);
+	if (linked)
+		return true;
 	hash_seq_init(&seq, live);
 	while ((from = hash_seq_search(&seq)) != NULL)
 	{
-		if (from != e && from->reached &&
-			link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e))
+		if (try_link(index, live, dist, meta, from, e))
 		{
 			hash_seq_term(&seq);
-			e->parent = from->tid;
 			return true;
 		}
 	}
@@ -807,15 +819,9 @@ link_from_reached(Relation index, HTAB *live, const HnswDistance *dist,
 	for (int i = 0; i <= n; i++)
 	{
 		uint64		k = i < n ? HnswPackItemPointer(&links[i]) : entry;
-		ReachEntry *from = hash_search(live, &k, HASH_FIND, NULL);
 
-		if (from == NULL || from == e || (i < n && !from->reached))
-			continue;
-		if (link_unreachable(index, live, dist, meta->dimensions, meta->m, from, e))
-		{
-			e->parent = from->tid;
+		if (try_link(index, live, dist, meta, hash_search(live, &k, HASH_FIND, NULL), e))
 			return true;
-		}
 	}
 	return false;
 }

@@ -140,8 +140,93 @@ FROM generate_series(1, 5) q(g)
 CROSS JOIN LATERAL (SELECT id FROM items WHERE cat = 7
 					ORDER BY v <-> array_fill(q.g / 100.0, ARRAY[8])::vector LIMIT 3) n;
 
+-- A backend reuses one search state from scan to scan.  Scans open at
+-- once must not share it: under an outer scan that resumes its search
+-- between the inner scans of a LATERAL join (cat = 7 is far from the
+-- query), both return what the same queries return one at a time.
+SET hnsw.iterative_scan = relaxed_order;
+CREATE TEMP TABLE outer_alone AS
+SELECT id FROM items WHERE cat = 7 ORDER BY v <-> '[0,0,0,0,0,0,0,0]' LIMIT 5;
+CREATE TEMP TABLE nested AS
+SELECT o.id AS outer_id, n.id, n.rank
+FROM (SELECT id, v FROM items WHERE cat = 7 ORDER BY v <-> '[0,0,0,0,0,0,0,0]' LIMIT 5) o
+CROSS JOIN LATERAL (SELECT id, row_number() OVER () AS rank FROM (
+	SELECT id FROM items ORDER BY v <-> o.v LIMIT 4) i) n;
+CREATE TEMP TABLE alone (outer_id int, id int, rank bigint);
+DO $$
+DECLARE
+	o record;
+BEGIN
+	FOR o IN SELECT DISTINCT outer_id FROM nested LOOP
+		INSERT INTO alone
+		SELECT o.outer_id, id, row_number() OVER () FROM (
+			SELECT id FROM items
+			ORDER BY v <-> (SELECT v FROM items WHERE id = o.outer_id) LIMIT 4) i;
+	END LOOP;
+END $$;
+SELECT count(*) AS nested_rows,
+	   (SELECT count(*) FROM nested JOIN alone USING (outer_id, id, rank)) AS same_as_alone,
+	   (SELECT count(DISTINCT outer_id) FROM nested JOIN outer_alone ON outer_id = outer_alone.id)
+		   AS outer_same_as_alone
+FROM nested;
+-- a scan that fails midway (in a subtransaction, then at top level) leaves
+-- later scans their own state: same rows as before the failures
+CREATE TEMP TABLE before AS
+SELECT id FROM items ORDER BY v <-> '[0.2,0,0,0,0,0,0,0.2]' LIMIT 20;
+CREATE FUNCTION fail_at(target int, n int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+	IF n = target THEN
+		RAISE EXCEPTION 'failing on purpose at row %', n;
+	END IF;
+	RETURN n;
+END $$;
+DO $$
+BEGIN
+	BEGIN
+		PERFORM fail_at(7, (row_number() OVER ())::int) FROM (
+			SELECT id FROM items ORDER BY v <-> '[0.2,0,0,0,0,0,0,0.2]' LIMIT 20) s;
+	EXCEPTION WHEN raise_exception THEN
+		RAISE NOTICE 'caught: %', SQLERRM;
+	END;
+	IF (SELECT count(*) FROM (SELECT id FROM items
+			ORDER BY v <-> '[0.2,0,0,0,0,0,0,0.2]' LIMIT 20) s JOIN before USING (id)) <> 20 THEN
+		RAISE EXCEPTION 'a scan after the failed one returned other rows';
+	END IF;
+END $$;
+SELECT fail_at(7, (row_number() OVER ())::int) FROM (
+	SELECT id FROM items ORDER BY v <-> '[0.2,0,0,0,0,0,0,0.2]' LIMIT 20) s;
+SELECT count(*) AS same_rows FROM (
+	SELECT id FROM items ORDER BY v <-> '[0.2,0,0,0,0,0,0,0.2]' LIMIT 20) s JOIN before USING (id);
+-- hnsw.ef_search raised between the fetches of a cursor: the later,
+-- larger batches are returned whole, each row once
+CREATE FUNCTION fetch_growing() RETURNS TABLE (fetched bigint, distinct_ids bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	c refcursor;
+	r record;
+	ids int[] := '{}';
+BEGIN
+	PERFORM set_config('hnsw.ef_search', '5', true);
+	OPEN c NO SCROLL FOR SELECT id FROM items ORDER BY v <-> '[0,0,0.4,0,0,0,0,0]';
+	FOR i IN 1..2000 LOOP
+		IF i = 4 THEN
+			PERFORM set_config('hnsw.ef_search', '300', true);
+		END IF;
+		FETCH c INTO r;
+		EXIT WHEN NOT FOUND;
+		ids := ids || r.id;
+	END LOOP;
+	CLOSE c;
+	RETURN QUERY SELECT count(*), count(DISTINCT x) FROM unnest(ids) x;
+END $$;
+SELECT * FROM fetch_growing();
+RESET hnsw.ef_search;
+
 RESET hnsw.iterative_scan;
 RESET enable_seqscan;
+DROP TABLE nested, alone, outer_alone, before;
+DROP FUNCTION fail_at(int, int);
+DROP FUNCTION fetch_growing();
 DROP FUNCTION filtered(int);
 DROP FUNCTION nearest(int);
 DROP FUNCTION assert_index_scan(text);

@@ -359,6 +359,8 @@ extern int	HnswRandomLevel(int m);
 extern void HnswInitDistance(Relation index, HnswDistance *d);
 extern void HnswGetDistance(Relation index, HnswDistance *d);
 extern Buffer HnswReadBuffer(Relation index, BlockNumber blkno);
+extern BlockNumber HnswRecentExport(Relation index, Buffer *out, BlockNumber max);
+extern void HnswRecentImport(Relation index, const Buffer *in, BlockNumber n);
 extern bool HnswPrepareValue(const HnswDistance *d, Vector *v, float *out);
 extern void HnswInitPage(Page page);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);

@@ -182,6 +182,43 @@ HnswReadBuffer(Relation index, BlockNumber blkno)
 	return buf;
 }
 
+/*
+ * A parallel worker starts with an empty map, so each block it reads costs
+ * a buffer mapping lookup and the prefetch pass of disk_expand finds no
+ * buffer to prefetch; the leader hands its map over.  Entries are hints:
+ * ReadRecentBuffer checks each before use.
+ */
+BlockNumber
+HnswRecentExport(Relation index, Buffer *out, BlockNumber max)
+{
+	HnswCache  *c = hnsw_cache(index);
+	BlockNumber n = Min(c->nrecent, max);
+
+	if (out != NULL && n > 0)
+		memcpy(out, c->recent, sizeof(Buffer) * n);
+	return n;
+}
+
+void
+HnswRecentImport(Relation index, const Buffer *in, BlockNumber n)
+{
+	HnswCache  *c = hnsw_cache(index);
+
+	if (n == 0)
+		return;
+	if (c->nrecent < n)
+	{
+		c->recent = c->recent == NULL ?
+			MemoryContextAllocZero(index->rd_indexcxt, sizeof(Buffer) * n) :
+			repalloc(c->recent, sizeof(Buffer) * n);
+		memset(c->recent + c->nrecent, 0, sizeof(Buffer) * (n - c->nrecent));
+		c->nrecent = n;
+	}
+	for (BlockNumber b = 0; b < n; b++)
+		if (!BufferIsValid(c->recent[b]))
+			c->recent[b] = in[b];
+}
+
 /* ---------- pages ---------- */
 
 void

@@ -375,8 +375,12 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 		int			slot;
 		bool		present = false;
 
+		/* a displaced X that q links to already keeps that link */
 		for (int i = 0; i < nslots && !present; i++)
+		{
 			present = list[i] == displaced[x];
+			adopted[i] |= present;
+		}
 		if (present || !BatchEnsureVector(g, displaced[x]) || !node(g, displaced[x])->returnable)
 			continue;
 		slot = HnswAdoptSlot(d, adopted, nslots);

@@ -466,7 +466,9 @@ link_back(Relation index, int dim, int m, const HnswDistance *dist,
  * the premise true: link q to every X it displaced, replacing q's farthest
  * links if need be.  Those were added a moment ago, so replacing them
  * cannot strand anything, while dropping X could strand a whole cluster
- * (an element's last incoming link).
+ * (an element's last incoming link) -- unless the link replaced leads to an
+ * X itself: one neighbour's list can displace another of q's neighbours,
+ * whose link from q is then its way in and must stay.
  */
 static void
 adopt_displaced(Relation index, int dim, int m, const HnswDistance *dist,
@@ -501,8 +503,12 @@ adopt_displaced(Relation index, int dim, int m, const HnswDistance *dist,
 		int			slot;
 		bool		present = false;
 
+		/* a displaced X that q links to already keeps that link */
 		for (int i = 0; i < n && !present; i++)
+		{
 			present = ItemPointerEquals(&next[i], &displaced[x]);
+			adopted[i] |= present;
+		}
 		if (present || !load_vector(index, &displaced[x], dim, vec, NULL, NULL))
 			continue;
 		slot = HnswAdoptSlot(d, adopted, n);

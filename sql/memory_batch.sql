@@ -189,6 +189,49 @@ SELECT agentmem.create_space('small_m', 4, 'l2', m => 2, ef_construction => 8) I
 SELECT sum(remember_random('small_m', 300, 4)) FROM generate_series(1, 20);
 SELECT check_space('small_m') AS problems;
 
+-- ------------------------------------------------ the graph kept between batches
+-- A backend keeps the graph of its last batch in memory for its next batch
+-- into the same index, and reads it afresh if any page it holds changed
+-- meanwhile (a plain INSERT, VACUUM) or the index was rebuilt.  (The index
+-- gets a fixed name here, so that the DEBUG messages can show it.)
+SELECT agentmem.create_space('kept', 8, 'l2', m => 4, ef_construction => 16) IS NOT NULL AS created;
+SELECT agentmem.space_table('kept') AS kept_table,
+	   agentmem.space_table('kept')::text || '_embedding' AS kept_default \gset
+DROP INDEX :kept_default;
+CREATE INDEX kept_idx ON :kept_table USING hnsw (embedding vector_l2_ops) WITH (m = 4, ef_construction = 16);
+SELECT remember_random('kept', 300, 8);
+SET client_min_messages = debug1;
+SELECT remember_random('kept', 300, 8);
+RESET client_min_messages;
+INSERT INTO :kept_table (content, embedding) VALUES ('plain', '[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]');
+SET client_min_messages = debug1;
+SELECT remember_random('kept', 300, 8);
+SELECT remember_random('kept', 300, 8);
+RESET client_min_messages;
+DELETE FROM :kept_table WHERE id % 5 = 0;
+VACUUM :kept_table;
+SET client_min_messages = debug1;
+SELECT remember_random('kept', 300, 8);
+RESET client_min_messages;
+REINDEX INDEX agentmem_spaces.kept_idx;
+SET client_min_messages = debug1;
+SELECT remember_random('kept', 300, 8);
+SELECT remember_random('kept', 300, 8);
+RESET client_min_messages;
+-- turned off: nothing kept, nothing reused
+SET hnsw.batch_graph_cache = 0;
+SET client_min_messages = debug1;
+SELECT remember_random('kept', 100, 8);
+SELECT remember_random('kept', 100, 8);
+RESET client_min_messages;
+RESET hnsw.batch_graph_cache;
+-- whatever was reused, the index is sound and every row is found
+SELECT check_space('kept') AS problems;
+SELECT count(*) AS rows FROM :kept_table;
+SET hnsw.ef_search = 100;
+SELECT found_self('kept', 'agentmem_spaces.kept_idx') >= 0.99 * (SELECT count(*) FROM :kept_table) AS found_self;
+RESET hnsw.ef_search;
+
 SELECT agentmem.drop_space(space) FROM agentmem.spaces ORDER BY space;
 DROP FUNCTION remember_random(text, int, int), check_space(text), on_space(text, text),
 	found_self(text, regclass, text), recall_at(regclass, int, int), trig_search(), trig_boom(),

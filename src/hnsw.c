@@ -25,6 +25,7 @@ PG_FUNCTION_INFO_V1(hnswhandler);
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 int			hnsw_iterative_scan = HNSW_ITERATIVE_OFF;
 int			hnsw_max_scan_tuples = 20000;
+int			hnsw_batch_graph_cache = 32 * 1024;	/* kB */
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -64,6 +65,12 @@ HnswInitSettings(void)
 							"Most tuples an iterative hnsw scan visits.",
 							NULL, &hnsw_max_scan_tuples, 20000, 1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("hnsw.batch_graph_cache",
+							"Memory a backend may keep the graph of its last batched insert in.",
+							"The next remember() into the same index reuses it if no page "
+							"changed meanwhile; 0 turns the reuse off.",
+							&hnsw_batch_graph_cache, 32 * 1024, 0, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hnsw");
 }
 

@@ -80,6 +80,7 @@ typedef enum HnswIterativeScan
 extern int	hnsw_ef_search;
 extern int	hnsw_iterative_scan;
 extern int	hnsw_max_scan_tuples;
+extern int	hnsw_batch_graph_cache;
 
 /* ---------- on-disk structures ---------- */
 
@@ -405,6 +406,15 @@ typedef struct HnswLayerLinks
 	bool		accepted[HNSW_MAX_M * 2];	/* the heuristic's verdicts */
 } HnswLayerLinks;
 
+/* The pages one change wrote, with their LSNs just before and after it. */
+typedef struct HnswPageChanges
+{
+	int			n;
+	BlockNumber blkno[3];
+	XLogRecPtr	before[3];
+	XLogRecPtr	after[3];
+} HnswPageChanges;
+
 /* hnswinsert.c: insert one prepared value on disk (also used by the build) */
 extern void HnswInsertOnDisk(Relation index, const float *value,
 							 ItemPointer heaptid, const HnswDistance *dist,
@@ -412,7 +422,8 @@ extern void HnswInsertOnDisk(Relation index, const float *value,
 extern void HnswPlaceNewElement(Relation index, int dim, int m, int level,
 								const float *value, ItemPointer heaptid,
 								const HnswLayerLinks *links, bool new_entry,
-								ItemPointer tid, ItemPointer ntid);
+								ItemPointer tid, ItemPointer ntid,
+								HnswPageChanges *changes);
 
 /* hnswbatch.c: inserts queued while a batch is open, linked together */
 extern bool HnswBatchBegin(void);

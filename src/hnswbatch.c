@@ -405,6 +405,7 @@ place_and_link(BatchGraph *g, const float *value, ItemPointer heaptid, int level
 {
 	HnswLayerLinks *tids = palloc0(sizeof(HnswLayerLinks) * (level + 1));
 	bool		new_entry = g->entry < 0 || level > g->entry_level;
+	HnswPageChanges changes;
 	ItemPointerData tid,
 				ntid;
 	int32		q;
@@ -420,7 +421,9 @@ place_and_link(BatchGraph *g, const float *value, ItemPointer heaptid, int level
 		}
 	}
 	HnswPlaceNewElement(g->index, g->base.dim, g->m, level, value, heaptid, tids,
-						new_entry, &tid, &ntid);
+						new_entry, &tid, &ntid, &changes);
+	for (int i = 0; i < changes.n; i++)
+		BatchTrackPage(g, changes.blkno[i], changes.before[i], changes.after[i]);
 
 	q = BatchNodeForTid(g, &tid);
 	nq = node(g, q);
@@ -559,8 +562,10 @@ write_back(BatchGraph *g)
 		Buffer		buf = ReadBuffer(g->index, blkno);
 		GenericXLogState *state;
 		Page		page;
+		XLogRecPtr	before;
 
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		before = PageGetLSN(BufferGetPage(buf));
 		state = GenericXLogStart(g->index);
 		page = GenericXLogRegisterBuffer(state, buf, 0);
 		for (; i < ndirty && ItemPointerGetBlockNumber(&dirty[i]->ntid) == blkno; i++)
@@ -569,6 +574,7 @@ write_back(BatchGraph *g)
 			dirty[i]->dirty = false;
 		}
 		GenericXLogFinish(state);
+		BatchTrackPage(g, blkno, before, PageGetLSN(BufferGetPage(buf)));
 		UnlockReleaseBuffer(buf);
 	}
 	pfree(dirty);
@@ -601,6 +607,26 @@ record_latency(instr_time start, int n)
 		AgentmemLatencyRecord(AGENTMEM_OP_HNSW_INSERT, per_row);
 }
 
+/* Read the graph's start (entry point, metapage) into a fresh graph. */
+static void
+init_graph(BatchLinker *lk, Relation index)
+{
+	MemoryContext old = MemoryContextSwitchTo(lk->graph_cxt);
+	HnswMetaPageData meta;
+	Buffer		buf;
+	XLogRecPtr	lsn;
+
+	/* the update lock keeps the metapage still from here to the end */
+	HnswReadMeta(index, &meta);
+	buf = HnswReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	lsn = PageGetLSN(BufferGetPage(buf));
+	UnlockReleaseBuffer(buf);
+	BatchGraphInit(&lk->graph, index, &meta, &lk->dist);
+	BatchTrackPage(&lk->graph, HNSW_METAPAGE_BLKNO, lsn, lsn);
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * Keep the part of the graph in memory within maintenance_work_mem: past
  * it, write it back and start afresh from the index, so a batch into a
@@ -609,17 +635,11 @@ record_latency(instr_time start, int n)
 static void
 bound_graph(BatchLinker *lk)
 {
-	MemoryContext old;
-	HnswMetaPageData meta;
-
 	if (MemoryContextMemAllocated(lk->graph_cxt, true) <= lk->limit)
 		return;
 	write_back(&lk->graph);
 	MemoryContextReset(lk->graph_cxt);
-	old = MemoryContextSwitchTo(lk->graph_cxt);
-	HnswReadMeta(lk->graph.index, &meta);
-	BatchGraphInit(&lk->graph, lk->graph.index, &meta, &lk->dist);
-	MemoryContextSwitchTo(old);
+	init_graph(lk, lk->graph.index);
 }
 
 /* Link the rows one after the other, each searched in the graph in memory. */
@@ -641,6 +661,86 @@ link_serially(BatchLinker *lk, const float *values, const ItemPointerData *heapt
 	}
 }
 
+/* ---------- the graph kept between batches ---------- */
+
+/*
+ * After a batch, everything memory holds of the graph is what its pages
+ * hold, so the backend keeps it (within hnsw.batch_graph_cache) for its
+ * next batch into the same index: an agent remembering batch after batch
+ * then reads each page of its space once, not once per batch.  The next
+ * batch reuses it only if every page it holds something of still has the
+ * LSN memory saw (BatchGraphCurrent, under the update lock): any insert,
+ * VACUUM or batch of another backend in between changes a page, and the
+ * graph is read afresh.  An index that is not WAL-logged has no LSNs to go
+ * by, and is never kept.  The graph lives in a child of TopMemoryContext
+ * (linking_cxt while a batch uses it), dropped on any error.
+ */
+typedef struct KeptGraph
+{
+	MemoryContext cxt;
+	Oid			indexoid;
+	RelFileNode node;
+	BatchGraph	graph;
+} KeptGraph;
+
+static KeptGraph kept;
+static MemoryContext linking_cxt = NULL;
+
+static void
+forget_linking_graph(void)
+{
+	if (linking_cxt)
+		MemoryContextDelete(linking_cxt);
+	linking_cxt = NULL;
+}
+
+/* Take the kept graph into lk if it is that of `index` and current. */
+static bool
+reuse_kept(BatchLinker *lk, Relation index)
+{
+	if (kept.cxt == NULL)
+		return false;
+	linking_cxt = kept.cxt;
+	kept.cxt = NULL;
+	if (kept.indexoid != RelationGetRelid(index) ||
+		!RelFileNodeEquals(kept.node, index->rd_node) ||
+		hnsw_batch_graph_cache == 0)
+	{
+		forget_linking_graph();
+		return false;
+	}
+	kept.graph.index = index;
+	kept.graph.base.dist = lk->dist;
+	if (!BatchGraphCurrent(&kept.graph))
+	{
+		elog(DEBUG1, "hnsw: index \"%s\" changed since the last batch; its graph is read afresh",
+			 RelationGetRelationName(index));
+		forget_linking_graph();
+		return false;
+	}
+	elog(DEBUG1, "hnsw: batch into \"%s\" reuses the graph of the last batch",
+		 RelationGetRelationName(index));
+	lk->graph_cxt = linking_cxt;
+	lk->graph = kept.graph;
+	return true;
+}
+
+/* After a batch: keep its graph if allowed, else free it. */
+static void
+keep_or_free(BatchLinker *lk, Relation index)
+{
+	if (linking_cxt != NULL && !lk->graph.stale && RelationNeedsWAL(index) &&
+		MemoryContextMemAllocated(linking_cxt, true) <= (Size) hnsw_batch_graph_cache * 1024)
+	{
+		kept.cxt = linking_cxt;
+		kept.indexoid = RelationGetRelid(index);
+		kept.node = index->rd_node;
+		kept.graph = lk->graph;
+		linking_cxt = NULL;
+	}
+	forget_linking_graph();
+}
+
 /*
  * Link the rows queued for one index.  hnsw_insert latency gets one sample
  * per row: the batch's time divided evenly.
@@ -650,34 +750,40 @@ link_queue(Relation index, QueuedIndex *q)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw batch link",
 											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
 	BatchLinker lk;
-	HnswMetaPageData meta;
 	instr_time	start;
 	int			n = q->n;
 
 	INSTR_TIME_SET_CURRENT(start);
 	q->n = 0;					/* never linked twice: see check_not_failed */
-	lk.graph_cxt = AllocSetContextCreate(cxt, "hnsw batch graph", ALLOCSET_DEFAULT_SIZES);
 	lk.scratch = AllocSetContextCreate(cxt, "hnsw batch insert", ALLOCSET_DEFAULT_SIZES);
 	lk.limit = (Size) maintenance_work_mem * 1024;
-	old = MemoryContextSwitchTo(lk.graph_cxt);
 	PG_TRY();
 	{
 		HnswGetDistance(index, &lk.dist);
 		LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
-		HnswReadMeta(index, &meta);
-		BatchGraphInit(&lk.graph, index, &meta, &lk.dist);
+		if (!reuse_kept(&lk, index))
+		{
+			/* long-lived only if it may be kept */
+			lk.graph_cxt = AllocSetContextCreate(hnsw_batch_graph_cache > 0 ? TopMemoryContext : cxt,
+												 "hnsw batch graph", ALLOCSET_DEFAULT_SIZES);
+			if (hnsw_batch_graph_cache > 0)
+				linking_cxt = lk.graph_cxt;
+			init_graph(&lk, index);
+		}
 		link_serially(&lk, q->values, q->heaptids, n, q->dim);
 		write_back(&lk.graph);
 	}
 	PG_CATCH();
 	{
 		batch_failed = true;
+		forget_linking_graph();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	keep_or_free(&lk, index);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	record_latency(start, n);

@@ -41,7 +41,9 @@ typedef struct BatchGraph
 	int			nnodes;
 	struct tidmap_hash *map;	/* element TID -> node number */
 	bool	   *loaded;			/* by block: page read */
-	BlockNumber nloaded;
+	XLogRecPtr *lsn;			/* by block: LSN of what memory holds of it, or 0 */
+	BlockNumber nloaded;		/* length of both */
+	bool		stale;			/* a page changed under the batch: do not keep */
 	HnswVisited *visited;		/* dense, by node number */
 	int32		entry;			/* -1: empty graph */
 	int			entry_level;
@@ -89,6 +91,9 @@ typedef struct PairArg
 	const HnswCandidate *cands;
 } PairArg;
 
+extern void BatchTrackPage(BatchGraph *g, BlockNumber blkno, XLogRecPtr before,
+						   XLogRecPtr after);
+extern bool BatchGraphCurrent(BatchGraph *g);
 extern void BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 						   const HnswDistance *dist);
 extern int32 BatchNodeForTid(BatchGraph *g, ItemPointer tid);

@@ -135,7 +135,7 @@ page_loaded(BatchGraph *g, BlockNumber blkno)
 }
 
 static void
-mark_loaded(BatchGraph *g, BlockNumber blkno)
+cover_block(BatchGraph *g, BlockNumber blkno)
 {
 	if (blkno >= g->nloaded)
 	{
@@ -143,9 +143,64 @@ mark_loaded(BatchGraph *g, BlockNumber blkno)
 
 		g->loaded = repalloc_huge(g->loaded, sizeof(bool) * n);
 		memset(g->loaded + g->nloaded, 0, sizeof(bool) * (n - g->nloaded));
+		g->lsn = repalloc_huge(g->lsn, sizeof(XLogRecPtr) * n);
+		memset(g->lsn + g->nloaded, 0, sizeof(XLogRecPtr) * (n - g->nloaded));
 		g->nloaded = n;
 	}
+}
+
+static void
+mark_loaded(BatchGraph *g, BlockNumber blkno)
+{
+	cover_block(g, blkno);
 	g->loaded[blkno] = true;
+}
+
+/*
+ * Page LSNs: what lets a backend keep the graph in memory from one batch to
+ * the next (hnswbatch.c).  Every page memory holds something of is tracked
+ * with the LSN it had when read, or after this batch changed it.  A page
+ * whose LSN is not the tracked one when read again, or just before this
+ * batch changes it, was changed by someone else meanwhile (VACUUM marks
+ * deletions without the update lock): memory may be behind it, so the
+ * graph must not be kept.  `before` is the page's LSN when read or just
+ * before a change, `after` its LSN now.
+ */
+void
+BatchTrackPage(BatchGraph *g, BlockNumber blkno, XLogRecPtr before, XLogRecPtr after)
+{
+	cover_block(g, blkno);
+	if (g->lsn[blkno] != InvalidXLogRecPtr && g->lsn[blkno] != before)
+		g->stale = true;
+	g->lsn[blkno] = after;
+}
+
+/*
+ * Is every tracked page as memory last saw it?  Checked when a later batch
+ * wants to reuse the graph, under the update lock.
+ */
+bool
+BatchGraphCurrent(BatchGraph *g)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(g->index);
+
+	for (BlockNumber b = 0; b < g->nloaded; b++)
+	{
+		Buffer		buf;
+		XLogRecPtr	lsn;
+
+		if (g->lsn[b] == InvalidXLogRecPtr)
+			continue;
+		if (b >= nblocks)
+			return false;
+		buf = HnswReadBuffer(g->index, b);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		lsn = PageGetLSN(BufferGetPage(buf));
+		UnlockReleaseBuffer(buf);
+		if (lsn != g->lsn[b])
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -167,6 +222,7 @@ load_page(BatchGraph *g, BlockNumber blkno)
 	buf = HnswReadBuffer(g->index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
+	BatchTrackPage(g, blkno, PageGetLSN(page), PageGetLSN(page));
 	maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
 	owner = palloc(sizeof(int32) * (maxoff + 1));
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
@@ -242,6 +298,8 @@ BatchEnsureLinks(BatchGraph *g, int32 j)
 		Buffer		buf = HnswReadBuffer(g->index, ItemPointerGetBlockNumber(&n->ntid));
 
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		BatchTrackPage(g, BufferGetBlockNumber(buf), PageGetLSN(BufferGetPage(buf)),
+					   PageGetLSN(BufferGetPage(buf)));
 		read_links(g, n, BufferGetPage(buf), ItemPointerGetOffsetNumber(&n->ntid));
 		UnlockReleaseBuffer(buf);
 	}
@@ -323,6 +381,7 @@ BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 	g->map = tidmap_create(CurrentMemoryContext, 1024, NULL);
 	g->nloaded = 1024;
 	g->loaded = palloc0(sizeof(bool) * g->nloaded);
+	g->lsn = palloc0(sizeof(XLogRecPtr) * g->nloaded);
 	g->visited = HnswVisitedCreateDense(1024);
 	g->entry = -1;
 	if (meta->entry_blkno != InvalidBlockNumber)

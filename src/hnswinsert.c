@@ -199,7 +199,7 @@ register_page(GenericXLogState *state, Buffer buf, bool fresh)
 static void
 place_element(Relation index, HnswElementTuple et, Size esize,
 			  HnswNeighborTuple nt, Size nsize, bool new_entry,
-			  ItemPointer result)
+			  ItemPointer result, HnswPageChanges *changes)
 {
 	Size		empty = BLCKSZ - SizeOfPageHeaderData -
 		MAXALIGN(sizeof(HnswPageOpaqueData)) - sizeof(ItemIdData);
@@ -219,6 +219,12 @@ place_element(Relation index, HnswElementTuple et, Size esize,
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	nbuf = find_insert_page(index, metabuf, together ? pair : MAXALIGN(nsize), &extended);
 	ebuf = together ? nbuf : HnswNewBuffer(index, MAIN_FORKNUM);
+	changes->n = together ? 2 : 3;
+	changes->blkno[0] = BufferGetBlockNumber(metabuf);
+	changes->blkno[1] = BufferGetBlockNumber(nbuf);
+	changes->blkno[2] = BufferGetBlockNumber(ebuf);
+	for (int i = 0; i < changes->n; i++)
+		changes->before[i] = PageGetLSN(BufferGetPage(i == 0 ? metabuf : i == 1 ? nbuf : ebuf));
 	state = GenericXLogStart(index);
 	npage = register_page(state, nbuf, extended);
 	epage = together ? npage : register_page(state, ebuf, true);
@@ -241,6 +247,8 @@ place_element(Relation index, HnswElementTuple et, Size esize,
 		meta->entry_level = et->level;
 	}
 	GenericXLogFinish(state);
+	for (int i = 0; i < changes->n; i++)
+		changes->after[i] = PageGetLSN(BufferGetPage(i == 0 ? metabuf : i == 1 ? nbuf : ebuf));
 	if (!together)
 		UnlockReleaseBuffer(ebuf);
 	UnlockReleaseBuffer(nbuf);
@@ -249,20 +257,25 @@ place_element(Relation index, HnswElementTuple et, Size esize,
 
 /*
  * Write a new element whose links are already chosen; returns the TIDs of
- * its element and neighbour tuples.  The caller holds the update lock.
+ * its element and neighbour tuples, and in `changes` (unless NULL) the pages
+ * written.  The caller holds the update lock.
  */
 void
 HnswPlaceNewElement(Relation index, int dim, int m, int level, const float *value,
 					ItemPointer heaptid, const HnswLayerLinks *links,
-					bool new_entry, ItemPointer tid, ItemPointer ntid)
+					bool new_entry, ItemPointer tid, ItemPointer ntid,
+					HnswPageChanges *changes)
 {
+	HnswPageChanges ignored;
+
 	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(dim);
 	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(m, level);
 	HnswElementTuple et = palloc(esize);
 	HnswNeighborTuple nt = palloc(nsize);
 
 	build_tuples(dim, m, level, value, heaptid, links, et, nt);
-	place_element(index, et, esize, nt, nsize, new_entry, tid);
+	place_element(index, et, esize, nt, nsize, new_entry, tid,
+				  changes ? changes : &ignored);
 	*ntid = et->neighbortid;
 	pfree(et);
 	pfree(nt);
@@ -606,7 +619,7 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 	if (meta.entry_blkno != InvalidBlockNumber)
 		find_neighbors(index, &meta, value, dist, level, links);
 	HnswPlaceNewElement(index, meta.dimensions, meta.m, level, value, heaptid,
-						links, new_entry, &newtid, &newntid);
+						links, new_entry, &newtid, &newntid, NULL);
 
 	for (int layer = 0; layer <= level; layer++)
 	{

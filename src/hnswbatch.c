@@ -290,18 +290,10 @@ prepare_layer(BatchGraph *g, BNode *e, int layer)
 	e->prepared |= 1u << layer;
 }
 
-typedef struct ToNewArg
-{
-	BatchGraph *g;
-	const float *q;
-} ToNewArg;
-
 static float
 batch_to_new(void *arg, int32 id)
 {
-	ToNewArg   *a = arg;
-
-	return node_distance(a->g, a->q, id);
+	return distance_to_row((BatchGraph *) arg, id);
 }
 
 /*
@@ -316,7 +308,6 @@ link_back(BatchGraph *g, int32 e, int32 q, int layer, bool force, bool *kept)
 	BNode	   *ne;
 	int			start = HNSW_LAYER_START(g->m, layer);
 	int			nslots = HNSW_LAYER_SLOTS(g->m, layer);
-	ToNewArg	arg = {g, node(g, q)->vec};
 	HnswSortedList l;
 	int			before;
 	int32		dropped;
@@ -333,8 +324,8 @@ link_back(BatchGraph *g, int32 e, int32 q, int layer, bool force, bool *kept)
 	l.accepted = ne->accepted + start;
 	l.n = before = layer_count(ne, start, nslots);
 	l.cap = nslots;
-	dist = node_distance(g, ne->vec, q);
-	dropped = HnswSortedListAdd(&l, q, dist, batch_to_new, &arg);
+	dist = distance_to_row(g, e);
+	dropped = HnswSortedListAdd(&l, q, dist, batch_to_new, g);
 	if (dropped < 0 && l.n == before && force && l.n > 0)
 	{
 		/* a full list turned q down: q takes the farthest member's place */
@@ -369,7 +360,7 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 		return;
 	for (int i = 0; i < nslots; i++)
 		d[i] = list[i] >= 0 && BatchEnsureVector(g, list[i]) ?
-			node_distance(g, nq->vec, list[i]) : -1;
+			distance_to_row(g, list[i]) : -1;
 	for (int x = 0; x < ndisplaced; x++)
 	{
 		int			slot;
@@ -387,7 +378,7 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 		if (slot < 0)
 			break;
 		list[slot] = displaced[x];
-		d[slot] = node_distance(g, nq->vec, displaced[x]);
+		d[slot] = distance_to_row(g, displaced[x]);
 		adopted[slot] = true;
 		nq->dirty = true;
 		nq->prepared &= ~(1u << layer);	/* no longer sorted */

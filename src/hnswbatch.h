@@ -46,6 +46,12 @@ typedef struct BatchGraph
 	bool		stale;			/* a page changed under the batch: do not keep */
 	HnswVisited *visited;		/* dense, by node number */
 	int32		entry;			/* -1: empty graph */
+	/* distances to the row being linked, by node, valid when memo_epoch = epoch */
+	const float *row;
+	float	   *memo;
+	uint32	   *memo_epoch;
+	uint32		epoch;
+	int32		nmemo;
 	int			entry_level;
 } BatchGraph;
 
@@ -83,6 +89,36 @@ static inline float
 node_distance(BatchGraph *g, const float *a, int32 j)
 {
 	return HnswDistanceCompute(&g->base.dist, a, node(g, j)->vec, g->base.dim);
+}
+
+extern void BatchMemoGrow(BatchGraph *g, int32 j);
+
+/*
+ * The distance from the row being linked to node j, which its search most
+ * likely computed already: its back-links need the distance from the row
+ * to every member of its neighbours' lists, and the search expanded the
+ * same neighbourhood.  (Distances are symmetric to the bit: the kernels
+ * multiply pairwise and sum in one order.)
+ */
+static inline void
+memo_put(BatchGraph *g, int32 j, float d)
+{
+	if (j >= g->nmemo)
+		BatchMemoGrow(g, j);
+	g->memo[j] = d;
+	g->memo_epoch[j] = g->epoch;
+}
+
+static inline float
+distance_to_row(BatchGraph *g, int32 j)
+{
+	float		d;
+
+	if (j < g->nmemo && g->memo_epoch[j] == g->epoch)
+		return g->memo[j];
+	d = node_distance(g, g->row, j);
+	memo_put(g, j, d);
+	return d;
 }
 
 typedef struct PairArg

@@ -352,6 +352,7 @@ batch_expand(HnswGraph *base, const HnswCandidate *c, int layer,
 		nc.heaptid = 0;
 		nc.distance = HnswDistanceCompute(&g->base.dist, base->query,
 										  vector_slot(g, todo[i]), g->base.dim);
+		memo_put(g, todo[i], nc.distance);
 		nc.returnable = (h & HOT_RETURNABLE) != 0;
 		nc.level = h & HOT_LEVEL;
 		emit(arg, &nc);
@@ -401,6 +402,25 @@ BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 
 /* ---------- linking in memory ---------- */
 
+void
+BatchMemoGrow(BatchGraph *g, int32 j)
+{
+	int32		n = Max(Max(g->nmemo * 2, j + 1), 1024);
+
+	if (g->memo == NULL)
+	{
+		g->memo = MemoryContextAlloc(g->cxt, sizeof(float) * n);
+		g->memo_epoch = MemoryContextAllocZero(g->cxt, sizeof(uint32) * n);
+	}
+	else
+	{
+		g->memo = repalloc(g->memo, sizeof(float) * n);
+		g->memo_epoch = repalloc(g->memo_epoch, sizeof(uint32) * n);
+		memset(g->memo_epoch + g->nmemo, 0, sizeof(uint32) * (n - g->nmemo));
+	}
+	g->nmemo = n;
+}
+
 float
 BatchPairDistance(void *arg, int i, int j)
 {
@@ -436,11 +456,19 @@ BatchFindLinks(BatchGraph *g, const float *value, int level,
 	HnswCandidate *entries;
 	int			nentries = 1;
 
+	/* a new row: forget the distances to the last one */
+	g->row = value;
+	if (++g->epoch == 0)
+	{
+		memset(g->memo_epoch, 0, sizeof(uint32) * g->nmemo);
+		g->epoch = 1;
+	}
 	if (g->entry < 0)
 		return;					/* an empty graph: no links */
 	entries = palloc(sizeof(HnswCandidate) * (efc + 1));
 	g->base.query = value;
 	entries[0] = BatchNodeCandidate(g, value, g->entry);
+	memo_put(g, g->entry, entries[0].distance);
 	if (g->entry_level > level)
 		entries[0] = HnswGreedySearch(&g->base, g->visited, entries[0],
 									  g->entry_level, level);

@@ -365,6 +365,7 @@ extern void HnswRecentImport(Relation index, const Buffer *in, BlockNumber n);
 extern bool HnswPrepareValue(const HnswDistance *d, Vector *v, float *out);
 extern void HnswInitPage(Page page);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
+extern void HnswReadMetaLSN(Relation index, HnswMetaPageData *meta, XLogRecPtr *lsn);
 extern int	HnswGetM(Relation index);
 extern int	HnswGetEfConstruction(Relation index);
 extern Buffer HnswNewBuffer(Relation index, ForkNumber fork);

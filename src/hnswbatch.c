@@ -604,15 +604,9 @@ init_graph(BatchLinker *lk, Relation index)
 {
 	MemoryContext old = MemoryContextSwitchTo(lk->graph_cxt);
 	HnswMetaPageData meta;
-	Buffer		buf;
 	XLogRecPtr	lsn;
 
-	/* the update lock keeps the metapage still from here to the end */
-	HnswReadMeta(index, &meta);
-	buf = HnswReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	lsn = PageGetLSN(BufferGetPage(buf));
-	UnlockReleaseBuffer(buf);
+	HnswReadMetaLSN(index, &meta, &lsn);
 	BatchGraphInit(&lk->graph, index, &meta, &lk->dist);
 	BatchTrackPage(&lk->graph, HNSW_METAPAGE_BLKNO, lsn, lsn);
 	MemoryContextSwitchTo(old);
@@ -727,6 +721,8 @@ keep_or_free(BatchLinker *lk, Relation index)
 		kept.indexoid = RelationGetRelid(index);
 		kept.node = index->rd_node;
 		kept.graph = lk->graph;
+		kept.graph.row = NULL;	/* the queue they point into goes */
+		kept.graph.base.query = NULL;
 		linking_cxt = NULL;
 	}
 	forget_linking_graph();
@@ -768,6 +764,8 @@ link_queue(Relation index, QueuedIndex *q)
 	}
 	PG_CATCH();
 	{
+		/* the graph's context may be the current one */
+		MemoryContextSwitchTo(old);
 		batch_failed = true;
 		forget_linking_graph();
 		PG_RE_THROW();

@@ -41,8 +41,9 @@ typedef struct BatchGraph
 	int			nnodes;
 	struct tidmap_hash *map;	/* element TID -> node number */
 	bool	   *loaded;			/* by block: page read */
-	XLogRecPtr *lsn;			/* by block: LSN of what memory holds of it, or 0 */
-	BlockNumber nloaded;		/* length of both */
+	bool	   *tracked;		/* by block: memory holds something of it */
+	XLogRecPtr *lsn;			/* by block, if tracked: the LSN memory saw */
+	BlockNumber nloaded;		/* length of the three */
 	bool		stale;			/* a page changed under the batch: do not keep */
 	HnswVisited *visited;		/* dense, by node number */
 	int32		entry;			/* -1: empty graph */

@@ -143,8 +143,9 @@ cover_block(BatchGraph *g, BlockNumber blkno)
 
 		g->loaded = repalloc_huge(g->loaded, sizeof(bool) * n);
 		memset(g->loaded + g->nloaded, 0, sizeof(bool) * (n - g->nloaded));
+		g->tracked = repalloc_huge(g->tracked, sizeof(bool) * n);
+		memset(g->tracked + g->nloaded, 0, sizeof(bool) * (n - g->nloaded));
 		g->lsn = repalloc_huge(g->lsn, sizeof(XLogRecPtr) * n);
-		memset(g->lsn + g->nloaded, 0, sizeof(XLogRecPtr) * (n - g->nloaded));
 		g->nloaded = n;
 	}
 }
@@ -170,8 +171,9 @@ void
 BatchTrackPage(BatchGraph *g, BlockNumber blkno, XLogRecPtr before, XLogRecPtr after)
 {
 	cover_block(g, blkno);
-	if (g->lsn[blkno] != InvalidXLogRecPtr && g->lsn[blkno] != before)
+	if (g->tracked[blkno] && g->lsn[blkno] != before)
 		g->stale = true;
+	g->tracked[blkno] = true;
 	g->lsn[blkno] = after;
 }
 
@@ -189,7 +191,7 @@ BatchGraphCurrent(BatchGraph *g)
 		Buffer		buf;
 		XLogRecPtr	lsn;
 
-		if (g->lsn[b] == InvalidXLogRecPtr)
+		if (!g->tracked[b])
 			continue;
 		if (b >= nblocks)
 			return false;
@@ -382,7 +384,8 @@ BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 	g->map = tidmap_create(CurrentMemoryContext, 1024, NULL);
 	g->nloaded = 1024;
 	g->loaded = palloc0(sizeof(bool) * g->nloaded);
-	g->lsn = palloc0(sizeof(XLogRecPtr) * g->nloaded);
+	g->tracked = palloc0(sizeof(bool) * g->nloaded);
+	g->lsn = palloc(sizeof(XLogRecPtr) * g->nloaded);
 	g->visited = HnswVisitedCreateDense(1024);
 	g->entry = -1;
 	if (meta->entry_blkno != InvalidBlockNumber)

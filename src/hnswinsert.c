@@ -207,7 +207,8 @@ place_element(Relation index, HnswElementTuple et, Size esize,
 	bool		together = pair <= empty;
 	Buffer		metabuf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
 	Buffer		nbuf,
-				ebuf;
+				ebuf,
+				bufs[3];
 	bool		extended;
 	GenericXLogState *state;
 	Page		npage,
@@ -219,12 +220,15 @@ place_element(Relation index, HnswElementTuple et, Size esize,
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	nbuf = find_insert_page(index, metabuf, together ? pair : MAXALIGN(nsize), &extended);
 	ebuf = together ? nbuf : HnswNewBuffer(index, MAIN_FORKNUM);
+	bufs[0] = metabuf;
+	bufs[1] = nbuf;
+	bufs[2] = ebuf;
 	changes->n = together ? 2 : 3;
-	changes->blkno[0] = BufferGetBlockNumber(metabuf);
-	changes->blkno[1] = BufferGetBlockNumber(nbuf);
-	changes->blkno[2] = BufferGetBlockNumber(ebuf);
 	for (int i = 0; i < changes->n; i++)
-		changes->before[i] = PageGetLSN(BufferGetPage(i == 0 ? metabuf : i == 1 ? nbuf : ebuf));
+	{
+		changes->blkno[i] = BufferGetBlockNumber(bufs[i]);
+		changes->before[i] = PageGetLSN(BufferGetPage(bufs[i]));
+	}
 	state = GenericXLogStart(index);
 	npage = register_page(state, nbuf, extended);
 	epage = together ? npage : register_page(state, ebuf, true);
@@ -248,7 +252,7 @@ place_element(Relation index, HnswElementTuple et, Size esize,
 	}
 	GenericXLogFinish(state);
 	for (int i = 0; i < changes->n; i++)
-		changes->after[i] = PageGetLSN(BufferGetPage(i == 0 ? metabuf : i == 1 ? nbuf : ebuf));
+		changes->after[i] = PageGetLSN(BufferGetPage(bufs[i]));
 	if (!together)
 		UnlockReleaseBuffer(ebuf);
 	UnlockReleaseBuffer(nbuf);

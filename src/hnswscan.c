@@ -27,8 +27,9 @@ typedef struct HnswScanOpaqueData
 	bool		done;
 	float	   *query;
 	HnswDiskGraph graph;
-	HnswSearchState search;
-	bool		holds_spare;	/* search is the backend's spare */
+	HnswSearchState *search;	/* &own, or the backend's spare */
+	HnswSearchState own;
+	bool		holds_spare;
 	HnswCandidate *batch;		/* current results, nearest first */
 	int			batch_cap;
 	int			nbatch;
@@ -45,9 +46,12 @@ typedef HnswScanOpaqueData *HnswScanOpaque;
  * and candidate heaps grow to tens of kilobytes; allocated afresh for every
  * scan, glibc gives them back to the kernel when the scan ends and the next
  * scan page-faults them in again: 15% of a recall_batch's time, where every
- * query is a new scan.  A scan that errors out never returns the spare; the
- * transaction's end does.  A spare that grew big (a long iterative scan) is
- * dropped rather than kept, since resetting its visited set costs a memset.
+ * query is a new scan.  A scan uses the spare in place (its heaps grow in
+ * the spare's context), so a scan that errors out leaves it whole; the
+ * end of the transaction frees it for the next one (a scan that failed in
+ * a subtransaction never returns it).  A spare that grew big (a long
+ * iterative scan) is dropped rather than kept, since resetting its visited
+ * set costs a memset.
  */
 #define SCAN_SPARE_MAX_BYTES	(1024 * 1024)
 
@@ -61,15 +65,18 @@ typedef struct ScanSpare
 static ScanSpare *spare = NULL;
 static bool spare_callback_registered = false;
 
+/* No scan outlives its transaction (holdable cursors are materialised). */
 static void
 spare_xact_callback(XactEvent event, void *arg)
 {
-	if (spare && (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT))
+	if (spare && (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+				  event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+				  event == XACT_EVENT_PARALLEL_ABORT))
 		spare->in_use = false;
 }
 
-/* The search state for a new search: the spare if free, else a new one. */
-static bool
+/* The backend's spare search state if free (made on first use), else NULL. */
+static HnswSearchState *
 take_spare(HnswScanOpaque so, int ef, bool keep_discarded)
 {
 	if (!spare_callback_registered)
@@ -89,16 +96,15 @@ take_spare(HnswScanOpaque so, int ef, bool keep_discarded)
 		MemoryContextSwitchTo(old);
 	}
 	else if (spare->in_use)
-		return false;
+		return NULL;
 	HnswVisitedReset(spare->search.visited);
 	spare->search.frontier.count = 0;
 	spare->search.results.count = 0;
 	spare->search.discarded.count = 0;
 	spare->search.keep_discarded = keep_discarded;
 	spare->in_use = true;
-	so->search = spare->search;
 	so->holds_spare = true;
-	return true;
+	return &spare->search;
 }
 
 /* Give the spare back, with the heaps as they grew. */
@@ -108,7 +114,7 @@ return_spare(HnswScanOpaque so)
 	if (!so->holds_spare)
 		return;
 	so->holds_spare = false;
-	spare->search = so->search;
+	so->search = NULL;
 	spare->in_use = false;
 	if (MemoryContextMemAllocated(spare->cxt, false) > SCAN_SPARE_MAX_BYTES)
 	{
@@ -157,7 +163,7 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 static void
 take_batch(HnswScanOpaque so)
 {
-	HnswHeap   *r = &so->search.results;
+	HnswHeap   *r = &so->search->results;
 
 	/* hnsw.ef_search may have changed between the fetches of a cursor */
 	if (so->batch == NULL || so->batch_cap < r->count)
@@ -212,16 +218,20 @@ start_scan(IndexScanDesc scan)
 	ItemPointerSet(&entry, meta.entry_blkno, meta.entry_offno);
 	if (!HnswLoadCandidate(index, &entry, &so->graph.base, &ep))
 		return false;
-	if (!take_spare(so, hnsw_ef_search, hnsw_iterative_scan != HNSW_ITERATIVE_OFF))
-		HnswSearchStateInit(&so->search, hnsw_ef_search,
+	so->search = take_spare(so, hnsw_ef_search, hnsw_iterative_scan != HNSW_ITERATIVE_OFF);
+	if (so->search == NULL)
+	{
+		so->search = &so->own;
+		HnswSearchStateInit(so->search, hnsw_ef_search,
 							hnsw_iterative_scan != HNSW_ITERATIVE_OFF, NULL);
+	}
 	if (meta.entry_level > 0)
 	{
-		ep = HnswGreedySearch(&so->graph.base, so->search.visited, ep,
+		ep = HnswGreedySearch(&so->graph.base, so->search->visited, ep,
 							  meta.entry_level, 0);
-		HnswVisitedReset(so->search.visited);
+		HnswVisitedReset(so->search->visited);
 	}
-	HnswSearchLayer(&so->graph.base, &so->search, &ep, 1, hnsw_ef_search, 0);
+	HnswSearchLayer(&so->graph.base, so->search, &ep, 1, hnsw_ef_search, 0);
 	take_batch(so);
 	return true;
 }
@@ -235,7 +245,7 @@ next_batch(IndexScanDesc scan)
 	if (hnsw_iterative_scan == HNSW_ITERATIVE_OFF ||
 		so->returned >= hnsw_max_scan_tuples)
 		return false;
-	HnswSearchResume(&so->graph.base, &so->search, hnsw_ef_search);
+	HnswSearchResume(&so->graph.base, so->search, hnsw_ef_search);
 	take_batch(so);
 	return so->nbatch > 0;
 }

@@ -215,7 +215,7 @@ HnswRecentImport(Relation index, const Buffer *in, BlockNumber n)
 		c->nrecent = n;
 	}
 	for (BlockNumber b = 0; b < n; b++)
-		if (!BufferIsValid(c->recent[b]))
+		if (c->recent[b] <= 0 && in[b] > 0)	/* shared buffers only */
 			c->recent[b] = in[b];
 }
 
@@ -253,10 +253,19 @@ check_meta(Relation index, HnswMetaPage meta)
 void
 HnswReadMeta(Relation index, HnswMetaPageData *meta)
 {
+	HnswReadMetaLSN(index, meta, NULL);
+}
+
+/* The metapage, and (unless lsn is NULL) its LSN as read. */
+void
+HnswReadMetaLSN(Relation index, HnswMetaPageData *meta, XLogRecPtr *lsn)
+{
 	Buffer		buf = HnswReadBuffer(index, HNSW_METAPAGE_BLKNO);
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	*meta = *HnswPageGetMeta(BufferGetPage(buf));
+	if (lsn)
+		*lsn = PageGetLSN(BufferGetPage(buf));
 	UnlockReleaseBuffer(buf);
 	check_meta(index, meta);
 }
@@ -377,6 +386,9 @@ prefetch_elements(HnswDiskGraph *dg, const ItemPointerData *tids, int n)
 	HnswCache  *c = hnsw_cache(dg->index);
 	int			lines = (dg->base.dim * sizeof(float) + offsetof(HnswElementTupleData, x) + 63) / 64;
 	char	   *pages[HNSW_NEIGHBOR_SLOTS(HNSW_MAX_M, 0)];
+
+	/* the start of each tuple; the hardware prefetcher follows a long one */
+	lines = Min(lines, 8);
 
 	for (int i = 0; i < n; i++)
 	{

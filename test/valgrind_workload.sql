@@ -137,3 +137,45 @@ FROM agentmem.remember('vgd', array_fill('d'::text, ARRAY[300]), array_fill('[1,
 SELECT pg_temp.expect(unreachable = 0 AND problems = 0, 'identical vectors remembered')
 FROM agentmem.hnsw_info((agentmem.space_table('vgd')::text || '_embedding')::regclass);
 SELECT agentmem.drop_space('vgd');
+
+-- the graph a backend keeps between batches (hnswbatch.c): reused, read
+-- afresh after a plain INSERT and after VACUUM, dropped by a failed batch;
+-- and scans reusing their search state (hnswscan.c), nested and after an error
+SELECT agentmem.create_space('vgk', 6, 'l2', m => 4, ef_construction => 8) IS NOT NULL;
+CREATE FUNCTION pg_temp.vgk_batch(n int) RETURNS bigint LANGUAGE sql AS $$
+	SELECT count(*) FROM agentmem.remember('vgk', array_fill('k'::text, ARRAY[n]),
+		(SELECT array_agg(ARRAY[random(), random(), random(), random(), random(), random()]::real[]::vector)
+		   FROM generate_series(1, n)))
+$$;
+SELECT pg_temp.expect(pg_temp.vgk_batch(150) + pg_temp.vgk_batch(150) = 300, 'two batches, the second reusing the graph');
+SELECT agentmem.space_table('vgk') AS vgk \gset
+INSERT INTO :vgk (content, embedding) VALUES ('plain', '[0.5,0.5,0.5,0.5,0.5,0.5]');
+SELECT pg_temp.expect(pg_temp.vgk_batch(100) = 100, 'a batch after a plain insert');
+DELETE FROM :vgk WHERE id % 3 = 0;
+VACUUM :vgk;
+SELECT pg_temp.expect(pg_temp.vgk_batch(100) = 100, 'a batch after VACUUM');
+DO $$
+BEGIN
+	PERFORM agentmem.remember('vgk', ARRAY['x', 'y'], ARRAY['[1,1,1,1,1,1]', '[1,1,1,1,1,NaN]']::vector[]);
+EXCEPTION WHEN OTHERS THEN NULL;
+END $$;
+SELECT pg_temp.expect(pg_temp.vgk_batch(100) = 100, 'a batch after a failed one');
+SELECT pg_temp.expect(problems = 0 AND unreachable = 0, 'kept graph batches')
+FROM agentmem.hnsw_info((agentmem.space_table('vgk')::text || '_embedding')::regclass);
+SET hnsw.iterative_scan = relaxed_order;
+SELECT pg_temp.expect(count(*) = 15, 'nested scans')
+FROM (SELECT embedding FROM :vgk ORDER BY embedding <-> '[0,0,0,0,0,0]' LIMIT 5) o,
+	 LATERAL (SELECT id FROM :vgk i ORDER BY i.embedding <-> o.embedding LIMIT 3) n;
+SET vg.n = 0;
+DO $$
+BEGIN
+	-- fails at the third row, while the scan is open
+	EXECUTE format('SELECT 1 / (3 - set_config(''vg.n'', (current_setting(''vg.n'')::int + 1)::text, false)::int)'
+				   ' FROM (SELECT id FROM %s ORDER BY embedding <-> %L LIMIT 10) s',
+				   agentmem.space_table('vgk'), '[0,0,0,0,0,0]');
+EXCEPTION WHEN division_by_zero THEN NULL;
+END $$;
+SELECT pg_temp.expect(count(*) = 10, 'a scan after a failed one')
+FROM (SELECT id FROM :vgk ORDER BY embedding <-> '[0,0,0,0,0,0]' LIMIT 10) s;
+RESET hnsw.iterative_scan;
+SELECT agentmem.drop_space('vgk');

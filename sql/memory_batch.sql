@@ -191,9 +191,10 @@ SELECT check_space('small_m') AS problems;
 
 -- ------------------------------------------------ the graph kept between batches
 -- A backend keeps the graph of its last batch in memory for its next batch
--- into the same index, and reads it afresh if any page it holds changed
--- meanwhile (a plain INSERT, VACUUM) or the index was rebuilt.  (The index
--- gets a fixed name here, so that the DEBUG messages can show it.)
+-- into the same index, reads it afresh if any page it holds changed
+-- meanwhile (a plain INSERT), and drops it when the index's relcache entry
+-- is invalidated (VACUUM, REINDEX): no message then.  (The index gets a
+-- fixed name here, so that the DEBUG messages can show it.)
 SELECT agentmem.create_space('kept', 8, 'l2', m => 4, ef_construction => 16) IS NOT NULL AS created;
 SELECT agentmem.space_table('kept') AS kept_table,
 	   agentmem.space_table('kept')::text || '_embedding' AS kept_default \gset

@@ -33,6 +33,7 @@
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -670,6 +671,23 @@ typedef struct KeptGraph
 
 static KeptGraph kept;
 static MemoryContext linking_cxt = NULL;
+static bool kept_callback_registered = false;
+
+/*
+ * Its index's relcache entry was invalidated (DROP INDEX, drop_space,
+ * VACUUM or ANALYZE updating its statistics, or a cache reset): free the
+ * memory now rather than at the next batch.  Never the graph of a batch
+ * being linked: that one is not in `kept`.
+ */
+static void
+kept_relcache_callback(Datum arg, Oid relid)
+{
+	if (kept.cxt != NULL && (relid == InvalidOid || relid == kept.indexoid))
+	{
+		MemoryContextDelete(kept.cxt);
+		kept.cxt = NULL;
+	}
+}
 
 static void
 forget_linking_graph(void)
@@ -717,6 +735,11 @@ keep_or_free(BatchLinker *lk, Relation index)
 	if (linking_cxt != NULL && !lk->graph.stale && RelationNeedsWAL(index) &&
 		MemoryContextMemAllocated(linking_cxt, true) <= (Size) hnsw_batch_graph_cache * 1024)
 	{
+		if (!kept_callback_registered)
+		{
+			CacheRegisterRelcacheCallback(kept_relcache_callback, (Datum) 0);
+			kept_callback_registered = true;
+		}
 		kept.cxt = linking_cxt;
 		kept.indexoid = RelationGetRelid(index);
 		kept.node = index->rd_node;

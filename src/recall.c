@@ -296,6 +296,13 @@ typedef struct RecallHint
 	BlockNumber n;
 } RecallHint;
 
+/* One index's hints, copied out while the index is open. */
+typedef struct RecallHints
+{
+	RecallHint	head;
+	Buffer	   *bufs;
+} RecallHints;
+
 static List *
 hints_collect(Oid relid, Size *size)
 {
@@ -311,11 +318,13 @@ hints_collect(Oid relid, Size *size)
 
 		if (index->rd_indam->amgettuple == hnswgettuple)
 		{
-			RecallHint *h = palloc(sizeof(RecallHint));
+			RecallHints *h = palloc(sizeof(RecallHints));
 
-			h->index = RelationGetRelid(index);
-			h->n = HnswRecentExport(index, NULL, RECALL_HINT_MAX_BLOCKS);
-			*size += sizeof(RecallHint) + sizeof(Buffer) * h->n;
+			h->head.index = RelationGetRelid(index);
+			h->head.n = HnswRecentExport(index, NULL, RECALL_HINT_MAX_BLOCKS);
+			h->bufs = palloc(sizeof(Buffer) * Max(h->head.n, 1));
+			HnswRecentExport(index, h->bufs, h->head.n);
+			*size += sizeof(RecallHint) + sizeof(Buffer) * h->head.n;
 			hints = lappend(hints, h);
 		}
 		index_close(index, AccessShareLock);
@@ -334,14 +343,12 @@ hints_write(List *hints, char *area)
 	area += sizeof(count);
 	foreach(lc, hints)
 	{
-		RecallHint *h = lfirst(lc);
-		Relation	index = index_open(h->index, AccessShareLock);
+		RecallHints *h = lfirst(lc);
 
-		/* the map may have grown since it was measured; never past h->n */
-		h->n = HnswRecentExport(index, (Buffer *) (area + sizeof(RecallHint)), h->n);
-		memcpy(area, h, sizeof(RecallHint));
-		area += sizeof(RecallHint) + sizeof(Buffer) * h->n;
-		index_close(index, AccessShareLock);
+		memcpy(area, &h->head, sizeof(RecallHint));
+		area += sizeof(RecallHint);
+		memcpy(area, h->bufs, sizeof(Buffer) * h->head.n);
+		area += sizeof(Buffer) * h->head.n;
 	}
 }
 

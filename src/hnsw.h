@@ -288,13 +288,26 @@ typedef struct HnswCandidate
  * computing its distance to the query; the in-memory build graph and the
  * on-disk index each provide one.
  */
-typedef struct HnswVisited HnswVisited;
+/*
+ * Nodes seen by one search: stamps indexed by a dense node number, or a
+ * hash of ids (hnswsearch.c).  Defined here so that the dense test, on the
+ * innermost loop of every search, is inlined.
+ */
+typedef struct HnswVisited
+{
+	struct visitedhash_hash *hash;	/* NULL when dense */
+	uint32	   *stamps;
+	uint32		nstamps;
+	uint32		epoch;
+} HnswVisited;
 typedef void (*HnswEmitFn) (void *arg, const HnswCandidate *c);
 
 typedef struct HnswGraph
 {
 	void		(*expand) (struct HnswGraph *g, const HnswCandidate *c, int layer,
 						   HnswVisited *visited, HnswEmitFn emit, void *arg);
+	/* optional: start loading what expanding `id` will read */
+	void		(*prefetch) (struct HnswGraph *g, uint64 id);
 	const float *query;
 	int			dim;
 	HnswDistance dist;
@@ -337,8 +350,21 @@ typedef struct HnswSearchState
 /* hnswsearch.c */
 extern HnswVisited *HnswVisitedCreate(int expected);
 extern HnswVisited *HnswVisitedCreateDense(int capacity);
-extern bool HnswVisitedTestAndSet(HnswVisited *v, uint64 id);
+extern bool HnswVisitedTestAndSetSlow(HnswVisited *v, uint64 id);
 extern void HnswVisitedReset(HnswVisited *v);
+
+/* Returns true if id had been visited already; marks it visited. */
+static inline bool
+HnswVisitedTestAndSet(HnswVisited *v, uint64 id)
+{
+	bool		found;
+
+	if (v->hash != NULL || id >= v->nstamps)
+		return HnswVisitedTestAndSetSlow(v, id);
+	found = v->stamps[id] == v->epoch;
+	v->stamps[id] = v->epoch;
+	return found;
+}
 extern void HnswHeapInit(HnswHeap *h, int capacity);
 extern void HnswHeapPushMin(HnswHeap *h, const HnswCandidate *c);
 extern HnswCandidate HnswHeapPopMin(HnswHeap *h);

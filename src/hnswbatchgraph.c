@@ -340,6 +340,8 @@ batch_expand(HnswGraph *base, const HnswCandidate *c, int layer,
 		if (!(*hot(g, j) & HOT_VECTOR) && !BatchEnsureVector(g, j))
 			continue;
 		todo[ntodo++] = j;
+		/* its node too: if it joins the frontier, batch_prefetch reads it */
+		__builtin_prefetch(node(g, j));
 		vec = vector_slot(g, j);
 		for (int l = 0; l < lines; l++)
 			__builtin_prefetch((const char *) vec + 64 * l);
@@ -361,12 +363,29 @@ batch_expand(HnswGraph *base, const HnswCandidate *c, int layer,
 	}
 }
 
+/*
+ * The search is about to expand the node after `id`'s turn: start loading
+ * its link array now, a cache miss that otherwise stalls the next
+ * batch_expand (a quarter of its samples).  With the node prefetch above,
+ * remember's batches were about 10% faster (paired batches, median ratio
+ * 0.88-0.90 over 24 pairs).
+ */
+static void
+batch_prefetch(HnswGraph *base, uint64 id)
+{
+	BNode	   *n = node((BatchGraph *) base, (int32) id);
+
+	if (n->links)
+		__builtin_prefetch(n->links);
+}
+
 void
 BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 		   const HnswDistance *dist)
 {
 	memset(g, 0, sizeof(BatchGraph));
 	g->base.expand = batch_expand;
+	g->base.prefetch = batch_prefetch;
 	g->base.dim = meta->dimensions;
 	g->base.dist = *dist;
 	g->index = index;

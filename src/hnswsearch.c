@@ -46,14 +46,6 @@ typedef struct VisitedEntry
  * for the in-memory build graph (dense element numbers) an array of epoch
  * stamps, where a reset is one increment instead of clearing a table.
  */
-struct HnswVisited
-{
-	visitedhash_hash *hash;		/* NULL when dense */
-	uint32	   *stamps;
-	uint32		nstamps;
-	uint32		epoch;
-};
-
 HnswVisited *
 HnswVisitedCreate(int expected)
 {
@@ -86,9 +78,9 @@ visited_grow(HnswVisited *v, uint64 id)
 	v->nstamps = n;
 }
 
-/* Returns true if id had been visited already; marks it visited. */
+/* HnswVisitedTestAndSet's way for hashed ids and growing stamps. */
 bool
-HnswVisitedTestAndSet(HnswVisited *v, uint64 id)
+HnswVisitedTestAndSetSlow(HnswVisited *v, uint64 id)
 {
 	bool		found;
 
@@ -374,6 +366,9 @@ expand_until_stable(HnswGraph *g, HnswSearchState *s, int ef, int layer)
 			s->frontier.items[0].distance > s->results.items[0].distance)
 			break;
 		c = HnswHeapPopMin(&s->frontier);
+		/* the frontier's next is most often expanded next */
+		if (g->prefetch && s->frontier.count > 0)
+			g->prefetch(g, s->frontier.items[0].id);
 		g->expand(g, &c, layer, s->visited, layer_emit, &arg);
 	}
 }

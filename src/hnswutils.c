@@ -507,6 +507,7 @@ HnswDiskGraphInit(HnswDiskGraph *dg, Relation index, const float *query,
 				  int dim, const HnswDistance *dist)
 {
 	dg->base.expand = disk_expand;
+	dg->base.prefetch = NULL;
 	dg->base.query = query;
 	dg->base.dim = dim;
 	dg->base.dist = *dist;

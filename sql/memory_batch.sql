@@ -189,6 +189,26 @@ SELECT agentmem.create_space('small_m', 4, 'l2', m => 2, ef_construction => 8) I
 SELECT sum(remember_random('small_m', 300, 4)) FROM generate_series(1, 20);
 SELECT check_space('small_m') AS problems;
 
+-- ------------------------------------------------ where new elements go
+-- A batch writes its new elements onto new pages at the end, unless the
+-- index has room VACUUM freed: a space that forgets and remembers as much
+-- must not grow (new pages only would add some 14 here).
+SELECT agentmem.create_space('churn', 32, 'l2', m => 4, ef_construction => 16) IS NOT NULL AS created;
+SELECT remember_random('churn', 2000, 32);
+SELECT agentmem.space_table('churn') AS churn_table,
+	   agentmem.space_table('churn')::text || '_embedding' AS churn_index \gset
+SELECT pg_relation_size(:'churn_index'::regclass) / 8192 AS pages_before \gset
+DELETE FROM :churn_table WHERE id % 4 = 0;
+VACUUM :churn_table;
+SELECT remember_random('churn', 500, 32);
+SELECT pg_relation_size(:'churn_index'::regclass) / 8192 - :pages_before <= 2 AS did_not_grow;
+SELECT check_space('churn') AS problems;
+-- (m = 4 and ef_construction = 16 find 98-99% of rows themselves at
+-- ef_search 200, as before the churn)
+SET hnsw.ef_search = 200;
+SELECT found_self('churn', :'churn_index'::regclass) >= 0.97 * 2000 AS found_self;
+RESET hnsw.ef_search;
+
 -- ------------------------------------------------ the graph kept between batches
 -- A backend keeps the graph of its last batch in memory for its next batch
 -- into the same index, reads it afresh if any page it holds changed

@@ -446,6 +446,9 @@ typedef struct HnswPageChanges
 extern void HnswInsertOnDisk(Relation index, const float *value,
 							 ItemPointer heaptid, const HnswDistance *dist,
 							 bool building);
+extern void HnswBuildTuples(int dim, int m, int level, const float *value,
+							ItemPointer heaptid, const HnswLayerLinks *links,
+							HnswElementTuple et, HnswNeighborTuple nt);
 extern void HnswPlaceNewElement(Relation index, int dim, int m, int level,
 								const float *value, ItemPointer heaptid,
 								const HnswLayerLinks *links, bool new_entry,

@@ -32,6 +32,7 @@
 #include "access/genam.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/freespace.h"
 #include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -46,6 +47,9 @@
 
 /* Link the queue once it holds this many rows, to bound its memory. */
 #define BATCH_MAX_QUEUED 20000
+
+/* What an empty page has room for. */
+#define PAGE_ROOM (BLCKSZ - SizeOfPageHeaderData - MAXALIGN(sizeof(HnswPageOpaqueData)))
 
 /* ---------- the queue ---------- */
 
@@ -387,22 +391,44 @@ adopt_displaced(BatchGraph *g, int32 q, int layer, const int32 *displaced,
 	}
 }
 
+static Size pair_room(const BatchGraph *g, int level);
+static void fresh_push(BatchGraph *g, int32 q, ItemPointer heaptid);
+static void place_fresh(BatchGraph *g);
+
 /*
- * Write a new element of `level` with the links chosen for it (nodes,
- * nearest first per layer), then link back to it.
+ * Has the index a page with room for a new element of `level` (space VACUUM
+ * freed)?  Then the row is placed there at once, the single-row way, so
+ * that a space that forgets and remembers does not grow; once the free
+ * space map has nothing, the rest of the batch goes onto new pages.
  */
-static void
-place_and_link(BatchGraph *g, const float *value, ItemPointer heaptid, int level,
-				  HnswCandidate (*links)[HNSW_MAX_M * 2], int *nlinks)
+static bool
+room_to_reuse(BatchGraph *g, int level)
+{
+	if (g->fsm_empty)
+		return false;
+	if (GetPageWithFreeSpace(g->index, pair_room(g, level)) != InvalidBlockNumber)
+		return true;
+	g->fsm_empty = true;
+	return false;
+}
+
+/*
+ * Write a new element at once, the single-row way: one that fills space
+ * VACUUM freed (room_to_reuse), or one too large to share a page with its
+ * neighbour tuple (some 1,900 dimensions and more).  The new elements
+ * still only in memory go first, since it may link to them.
+ */
+static int32
+place_now(BatchGraph *g, const float *value, ItemPointer heaptid, int level,
+		  HnswCandidate (*links)[HNSW_MAX_M * 2], const int *nlinks, bool new_entry)
 {
 	HnswLayerLinks *tids = palloc0(sizeof(HnswLayerLinks) * (level + 1));
-	bool		new_entry = g->entry < 0 || level > g->entry_level;
 	HnswPageChanges changes;
 	ItemPointerData tid,
 				ntid;
 	int32		q;
-	BNode	   *nq;
 
+	place_fresh(g);
 	for (int layer = 0; layer <= level; layer++)
 	{
 		tids[layer].n = nlinks[layer];
@@ -416,13 +442,37 @@ place_and_link(BatchGraph *g, const float *value, ItemPointer heaptid, int level
 						new_entry, &tid, &ntid, &changes);
 	for (int i = 0; i < changes.n; i++)
 		BatchTrackPage(g, changes.blkno[i], changes.before[i], changes.after[i]);
-
 	q = BatchNodeForTid(g, &tid);
+	node(g, q)->ntid = ntid;
+	pfree(tids);
+	return q;
+}
+
+/*
+ * Write a new element of `level` with the links chosen for it (nodes,
+ * nearest first per layer), then link back to it.
+ */
+static void
+place_and_link(BatchGraph *g, const float *value, ItemPointer heaptid, int level,
+				  HnswCandidate (*links)[HNSW_MAX_M * 2], int *nlinks)
+{
+	bool		new_entry = g->entry < 0 || level > g->entry_level;
+	int32		q;
+	BNode	   *nq;
+
+	if (pair_room(g, level) <= PAGE_ROOM && !room_to_reuse(g, level))
+	{
+		/* written with the others at the end (place_fresh) */
+		q = BatchNewNode(g);
+		node(g, q)->fresh = true;
+		fresh_push(g, q, heaptid);
+	}
+	else
+		q = place_now(g, value, heaptid, level, links, nlinks, new_entry);
 	nq = node(g, q);
 	nq->vec = vector_slot(g, q);
 	memcpy(nq->vec, value, sizeof(float) * g->base.dim);
 	nq->level = level;
-	nq->ntid = ntid;
 	nq->returnable = true;
 	nq->missing = false;
 	BatchSetHot(g, q);
@@ -445,6 +495,7 @@ place_and_link(BatchGraph *g, const float *value, ItemPointer heaptid, int level
 	{
 		g->entry = q;
 		g->entry_level = level;
+		g->entry_moved = nq->fresh;
 	}
 
 	for (int layer = 0; layer <= level; layer++)
@@ -499,25 +550,12 @@ ntid_cmp(const void *a, const void *b)
 }
 
 /*
- * Write one node's links into its neighbour tuple on a registered page,
- * with their verdicts where every link of the layer has one.
+ * Put one node's links into its neighbour tuple, with their verdicts where
+ * every link of the layer has one.
  */
 static void
-write_links(BatchGraph *g, Page page, BNode *n)
+fill_links(BatchGraph *g, BNode *n, HnswNeighborTuple nt)
 {
-	OffsetNumber off = ItemPointerGetOffsetNumber(&n->ntid);
-	ItemId		iid;
-	HnswNeighborTuple nt;
-	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, n->level);
-
-	if (off > PageGetMaxOffsetNumber(page))
-		return;
-	iid = PageGetItemId(page, off);
-	if (!ItemIdIsNormal(iid))
-		return;
-	nt = (HnswNeighborTuple) PageGetItem(page, iid);
-	if (nt->type != HNSW_NEIGHBOR_TUPLE || nt->nslots != nslots)
-		return;
 	for (int layer = 0; layer <= n->level; layer++)
 	{
 		int			start = HNSW_LAYER_START(g->m, layer);
@@ -535,12 +573,204 @@ write_links(BatchGraph *g, Page page, BNode *n)
 	}
 }
 
+/* Write one node's links into its neighbour tuple on a registered page. */
+static void
+write_links(BatchGraph *g, Page page, BNode *n)
+{
+	OffsetNumber off = ItemPointerGetOffsetNumber(&n->ntid);
+	ItemId		iid;
+	HnswNeighborTuple nt;
+
+	if (off > PageGetMaxOffsetNumber(page))
+		return;
+	iid = PageGetItemId(page, off);
+	if (!ItemIdIsNormal(iid))
+		return;
+	nt = (HnswNeighborTuple) PageGetItem(page, iid);
+	if (nt->type != HNSW_NEIGHBOR_TUPLE || nt->nslots != HNSW_NEIGHBOR_SLOTS(g->m, n->level))
+		return;
+	fill_links(g, n, nt);
+}
+
+/* ---------- the batch's new elements, a page at a time ---------- */
+
+/* Room a new element takes: its neighbour tuple, element tuple, line pointers. */
+static Size
+pair_room(const BatchGraph *g, int level)
+{
+	return MAXALIGN(HNSW_NEIGHBOR_TUPLE_SIZE(g->m, level)) +
+		MAXALIGN(HNSW_ELEMENT_TUPLE_SIZE(g->base.dim)) + 2 * sizeof(ItemIdData);
+}
+
+static void
+fresh_push(BatchGraph *g, int32 q, ItemPointer heaptid)
+{
+	if (g->nfresh == g->fresh_cap)
+	{
+		g->fresh_cap = Max(g->fresh_cap * 2, 256);
+		g->fresh = g->fresh ? repalloc(g->fresh, sizeof(int32) * g->fresh_cap) :
+			MemoryContextAlloc(g->cxt, sizeof(int32) * g->fresh_cap);
+		g->fresh_heaptids = g->fresh_heaptids ?
+			repalloc(g->fresh_heaptids, sizeof(ItemPointerData) * g->fresh_cap) :
+			MemoryContextAlloc(g->cxt, sizeof(ItemPointerData) * g->fresh_cap);
+	}
+	g->fresh[g->nfresh] = q;
+	g->fresh_heaptids[g->nfresh++] = *heaptid;
+}
+
+/* Point the metapage at the last new page, and at a new entry point. */
+static void
+update_meta(BatchGraph *g, BlockNumber last)
+{
+	Buffer		buf = ReadBuffer(g->index, HNSW_METAPAGE_BLKNO);
+	GenericXLogState *state;
+	HnswMetaPage meta;
+	XLogRecPtr	before;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	before = PageGetLSN(BufferGetPage(buf));
+	state = GenericXLogStart(g->index);
+	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, buf, 0));
+	meta->insert_blkno = last;
+	if (g->entry_moved)
+	{
+		BNode	   *e = node(g, g->entry);
+
+		meta->entry_blkno = ItemPointerGetBlockNumber(&e->tid);
+		meta->entry_offno = ItemPointerGetOffsetNumber(&e->tid);
+		meta->entry_level = e->level;
+		g->entry_moved = false;
+	}
+	GenericXLogFinish(state);
+	BatchTrackPage(g, HNSW_METAPAGE_BLKNO, before, PageGetLSN(BufferGetPage(buf)));
+	UnlockReleaseBuffer(buf);
+}
+
+/* Write the new elements laid out on page `blkno`, one WAL record. */
+static void
+write_fresh_page(BatchGraph *g, BlockNumber blkno, int from, int to,
+				 const HnswLayerLinks *none, HnswElementTuple et, HnswNeighborTuple nt)
+{
+	Buffer		buf = ReadBuffer(g->index, blkno);
+	GenericXLogState *state;
+	Page		page;
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->base.dim);
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(g->index);
+	page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+	HnswInitPage(page);
+	for (int i = from; i < to; i++)
+	{
+		BNode	   *n = node(g, g->fresh[i]);
+		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(g->m, n->level);
+
+		HnswBuildTuples(g->base.dim, g->m, n->level, n->vec, &g->fresh_heaptids[i], none, et, nt);
+		et->neighbortid = n->ntid;
+		fill_links(g, n, nt);
+		if (PageAddItem(page, (Item) nt, nsize, InvalidOffsetNumber, false, false) !=
+			ItemPointerGetOffsetNumber(&n->ntid) ||
+			PageAddItem(page, (Item) et, esize, InvalidOffsetNumber, false, false) !=
+			ItemPointerGetOffsetNumber(&n->tid))
+			elog(ERROR, "hnsw: new elements do not fit page %u of index \"%s\" as laid out",
+				 blkno, RelationGetRelationName(g->index));
+		n->dirty = false;
+	}
+	GenericXLogFinish(state);
+	BatchTrackPage(g, blkno, InvalidXLogRecPtr, PageGetLSN(BufferGetPage(buf)));
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Write the batch's new elements, which so far live only in memory, onto
+ * new pages: the pages are added first, so that every new element has its
+ * TIDs before any of them is written (they link each other), then each is
+ * filled and logged whole, then the metapage.  One WAL record per page
+ * instead of one per row, and no page delta to compute.  Nothing on disk
+ * leads to them before the lists written after this do (write_back), nor
+ * to the new pages before they are written: until then they are empty
+ * pages, as after any extension cut short.
+ */
+static void
+place_fresh(BatchGraph *g)
+{
+	int		   *page_of;
+	int		   *first;
+	BlockNumber *blocks;
+	int			npages = 0;
+	Size		room = 0;
+	OffsetNumber off = 0;
+	HnswLayerLinks *none;
+	HnswElementTuple et;
+	HnswNeighborTuple nt;
+
+	if (g->nfresh == 0)
+		return;
+	page_of = palloc(sizeof(int) * g->nfresh);
+	first = palloc(sizeof(int) * (g->nfresh + 1));
+	for (int i = 0; i < g->nfresh; i++)
+	{
+		BNode	   *n = node(g, g->fresh[i]);
+		Size		need = pair_room(g, n->level);
+
+		if (npages == 0 || need > room)
+		{
+			first[npages++] = i;
+			room = PAGE_ROOM;
+			off = 0;
+		}
+		room -= need;
+		page_of[i] = npages - 1;
+		ItemPointerSet(&n->ntid, InvalidBlockNumber, off + 1);
+		ItemPointerSet(&n->tid, InvalidBlockNumber, off + 2);
+		off += 2;
+	}
+	first[npages] = g->nfresh;
+
+	blocks = palloc(sizeof(BlockNumber) * npages);
+	for (int p = 0; p < npages; p++)
+	{
+		Buffer		buf = HnswNewBuffer(g->index, MAIN_FORKNUM);
+
+		blocks[p] = BufferGetBlockNumber(buf);
+		UnlockReleaseBuffer(buf);
+	}
+	for (int i = 0; i < g->nfresh; i++)
+	{
+		BNode	   *n = node(g, g->fresh[i]);
+		ItemPointerData tid;
+
+		ItemPointerSetBlockNumber(&n->ntid, blocks[page_of[i]]);
+		ItemPointerSet(&tid, blocks[page_of[i]], ItemPointerGetOffsetNumber(&n->tid));
+		BatchSetTid(g, g->fresh[i], &tid);
+		n->fresh = false;
+	}
+
+	none = palloc0(sizeof(HnswLayerLinks) * (HNSW_MAX_LEVEL + 1));
+	et = palloc(HNSW_ELEMENT_TUPLE_SIZE(g->base.dim));
+	nt = palloc(HNSW_NEIGHBOR_TUPLE_SIZE(g->m, HNSW_MAX_LEVEL));
+	for (int p = 0; p < npages; p++)
+		write_fresh_page(g, blocks[p], first[p], first[p + 1], none, et, nt);
+	update_meta(g, blocks[npages - 1]);
+	g->nfresh = 0;
+	pfree(none);
+	pfree(et);
+	pfree(nt);
+	pfree(blocks);
+	pfree(page_of);
+	pfree(first);
+}
+
 /* Write every changed list back, one WAL record per page. */
 static void
 write_back(BatchGraph *g)
 {
-	BNode	  **dirty = palloc(sizeof(BNode *) * Max(g->nnodes, 1));
+	BNode	  **dirty;
 	int			ndirty = 0;
+
+	/* the new elements first: the lists below link to them by TID */
+	place_fresh(g);
+	dirty = palloc(sizeof(BNode *) * Max(g->nnodes, 1));
 
 	for (int i = 0; i < g->nnodes; i++)
 	{
@@ -714,6 +944,7 @@ reuse_kept(BatchLinker *lk, Relation index)
 	}
 	kept.graph.index = index;
 	kept.graph.base.dist = lk->dist;
+	kept.graph.fsm_empty = false;	/* VACUUM may have freed space since */
 	if (!BatchGraphCurrent(&kept.graph))
 	{
 		elog(DEBUG1, "hnsw: index \"%s\" changed since the last batch; its graph is read afresh",

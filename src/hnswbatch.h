@@ -24,6 +24,7 @@ typedef struct BNode
 	bool		returnable;
 	bool		missing;		/* the TID holds no element */
 	bool		dirty;			/* links differ from the page */
+	bool		fresh;			/* new in this batch, not on disk yet: no TIDs */
 } BNode;
 
 typedef struct BatchGraph
@@ -47,6 +48,13 @@ typedef struct BatchGraph
 	bool		stale;			/* a page changed under the batch: do not keep */
 	HnswVisited *visited;		/* dense, by node number */
 	int32		entry;			/* -1: empty graph */
+	bool		entry_moved;	/* the metapage's entry point is behind */
+	bool		fsm_empty;		/* no page with room left for a new element */
+	/* the batch's new elements, in order, until written (hnswbatch.c) */
+	int32	   *fresh;
+	ItemPointerData *fresh_heaptids;
+	int			nfresh;
+	int			fresh_cap;
 	/* distances to the row being linked, by node, valid when memo_epoch = epoch */
 	const float *row;
 	float	   *memo;
@@ -134,6 +142,8 @@ extern bool BatchGraphCurrent(BatchGraph *g);
 extern void BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 						   const HnswDistance *dist);
 extern int32 BatchNodeForTid(BatchGraph *g, ItemPointer tid);
+extern int32 BatchNewNode(BatchGraph *g);
+extern void BatchSetTid(BatchGraph *g, int32 j, ItemPointer tid);
 extern void BatchNewLinks(BatchGraph *g, BNode *n);
 extern void BatchSetHot(BatchGraph *g, int32 j);
 extern bool BatchEnsureVector(BatchGraph *g, int32 j);

@@ -45,6 +45,43 @@ BatchSetHot(BatchGraph *g, int32 j)
 		(n->missing ? HOT_MISSING : 0) | (n->returnable ? HOT_RETURNABLE : 0);
 }
 
+/* A new, empty node, in no TID's map entry yet. */
+int32
+BatchNewNode(BatchGraph *g)
+{
+	int			c = g->nnodes >> g->chunk_shift;
+	int32		j;
+
+	if (c == g->nchunks)
+	{
+		g->nchunks++;
+		g->chunks = repalloc(g->chunks, sizeof(BNode *) * g->nchunks);
+		g->vchunks = repalloc(g->vchunks, sizeof(float *) * g->nchunks);
+		g->hchunks = repalloc(g->hchunks, sizeof(uint16 *) * g->nchunks);
+		g->hchunks[c] = MemoryContextAlloc(g->cxt, sizeof(uint16) << g->chunk_shift);
+		g->chunks[c] = MemoryContextAlloc(g->cxt, sizeof(BNode) << g->chunk_shift);
+		g->vchunks[c] = MemoryContextAllocHuge(g->cxt, (sizeof(float) * g->base.dim)
+											   << g->chunk_shift);
+	}
+	j = g->nnodes++;
+	memset(node(g, j), 0, sizeof(BNode));
+	*hot(g, j) = 0;
+	ItemPointerSetInvalid(&node(g, j)->tid);
+	return j;
+}
+
+/* Give node j its element TID (a new element, once written). */
+void
+BatchSetTid(BatchGraph *g, int32 j, ItemPointer tid)
+{
+	bool		found;
+	TidEntry   *e = tidmap_insert(g->map, HnswPackItemPointer(tid), &found);
+
+	Assert(!found);
+	e->node = j;
+	node(g, j)->tid = *tid;
+}
+
 /* The node of an element TID, a stub (nothing read) if new. */
 int32
 BatchNodeForTid(BatchGraph *g, ItemPointer tid)
@@ -54,22 +91,7 @@ BatchNodeForTid(BatchGraph *g, ItemPointer tid)
 
 	if (!found)
 	{
-		int			c = g->nnodes >> g->chunk_shift;
-
-		if (c == g->nchunks)
-		{
-			g->nchunks++;
-			g->chunks = repalloc(g->chunks, sizeof(BNode *) * g->nchunks);
-			g->vchunks = repalloc(g->vchunks, sizeof(float *) * g->nchunks);
-			g->hchunks = repalloc(g->hchunks, sizeof(uint16 *) * g->nchunks);
-			g->hchunks[c] = MemoryContextAlloc(g->cxt, sizeof(uint16) << g->chunk_shift);
-			g->chunks[c] = MemoryContextAlloc(g->cxt, sizeof(BNode) << g->chunk_shift);
-			g->vchunks[c] = MemoryContextAllocHuge(g->cxt, (sizeof(float) * g->base.dim)
-												   << g->chunk_shift);
-		}
-		e->node = g->nnodes++;
-		memset(node(g, e->node), 0, sizeof(BNode));
-		*hot(g, e->node) = 0;
+		e->node = BatchNewNode(g);
 		node(g, e->node)->tid = *tid;
 	}
 	return e->node;

@@ -151,9 +151,10 @@ find_insert_page(Relation index, Buffer metabuf, Size need, bool *extended)
 	return HnswNewBuffer(index, MAIN_FORKNUM);
 }
 
-static void
-build_tuples(int dim, int m, int level, const float *value, ItemPointer heaptid,
-			 const LayerLinks *links, HnswElementTuple et, HnswNeighborTuple nt)
+/* An element tuple and its neighbour tuple, with `links` per layer. */
+void
+HnswBuildTuples(int dim, int m, int level, const float *value, ItemPointer heaptid,
+				const HnswLayerLinks *links, HnswElementTuple et, HnswNeighborTuple nt)
 {
 	int			nslots = HNSW_NEIGHBOR_SLOTS(m, level);
 
@@ -277,7 +278,7 @@ HnswPlaceNewElement(Relation index, int dim, int m, int level, const float *valu
 	HnswElementTuple et = palloc(esize);
 	HnswNeighborTuple nt = palloc(nsize);
 
-	build_tuples(dim, m, level, value, heaptid, links, et, nt);
+	HnswBuildTuples(dim, m, level, value, heaptid, links, et, nt);
 	place_element(index, et, esize, nt, nsize, new_entry, tid,
 				  changes ? changes : &ignored);
 	*ntid = et->neighbortid;

@@ -8,8 +8,8 @@
 # memory space's table.  No client may fail (a deadlock or any error aborts a pgbench
 # client).  Afterwards the index must be sound (hnsw_check), a complete
 # index scan must return every row of the table once, and the recall@10
-# of the index against an exact search on 30 random queries must stay
-# above 0.9 at ef_search 200.  (Until 2026-11-23 the 30 queries were one
+# of the index against an exact search on 30 random queries, ties counted
+# as hits, must stay above 0.95 at ef_search 200.  (Until 2026-11-23 the 30 queries were one
 # vector drawn once, the uncorrelated subquery being evaluated once, so the
 # figure was one query's recall: "1.000" in most runs, 0.6-0.9 in a few.
 # Over 30 distinct queries, 16-d uniform data after this churn gives
@@ -109,7 +109,13 @@ is($node->safe_psql('postgres', "SELECT elements, deleted FROM agentmem.hnsw_inf
 	"$rows|0", 'after a final VACUUM the index holds exactly the rows');
 
 # recall@10 at ef_search 200 against exact search on 30 random queries
-# (correlated with g, so each row draws its own vector)
+# (correlated with g, so each row draws its own vector).  A returned row is
+# a hit when it is no farther than the exact 10th nearest, as ann-benchmarks
+# counts: each remember() above stores 20 copies of one vector (its subquery
+# is evaluated once), and which copies of a tie an index scan returns is not
+# which ones the exact search picks.  Counting by id, those ties alone made
+# the figure 0.85-0.99 depending on where elements were placed; counted by
+# distance it is 0.99-1.00 (2026-11-23).
 my $recall = $node->safe_psql(
 	'postgres', qq{
 	CREATE TABLE q AS SELECT g AS qid, (SELECT array_agg(random() * 2 - 1)::vector
@@ -120,10 +126,12 @@ my $recall = $node->safe_psql(
 	RESET enable_indexscan;
 	SET enable_seqscan = off; SET hnsw.ef_search = 200;
 	CREATE TABLE got AS SELECT qid, ARRAY(SELECT id FROM $t t ORDER BY t.embedding <-> q.v LIMIT 10) AS ids FROM q;
-	SELECT round(avg((SELECT count(*) FROM unnest(g.ids) x WHERE x = ANY (e.ids)) / 10.0), 3)
-	FROM got g JOIN exact e USING (qid);
+	SELECT round(avg((SELECT count(*) FROM unnest(g.ids) x JOIN $t t ON t.id = x
+					  WHERE t.embedding <-> q.v <= (SELECT max(t2.embedding <-> q.v)
+													FROM unnest(e.ids) y JOIN $t t2 ON t2.id = y)) / 10.0), 3)
+	FROM got g JOIN exact e USING (qid) JOIN q USING (qid);
 });
-cmp_ok($recall, '>=', 0.9, "recall\@10 at ef_search 200 is $recall (bar 0.9)");
+cmp_ok($recall, '>=', 0.95, "recall\@10 at ef_search 200 is $recall (bar 0.95)");
 like($node->safe_psql('postgres',
 		"SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT id FROM $t ORDER BY embedding <-> (SELECT v FROM q LIMIT 1) LIMIT 10"),
 	qr/Index Scan using t_l2/, 'the recall queries scan the index');

@@ -208,6 +208,18 @@ SELECT check_space('churn') AS problems;
 SET hnsw.ef_search = 200;
 SELECT found_self('churn', :'churn_index'::regclass) >= 0.97 * 2000 AS found_self;
 RESET hnsw.ef_search;
+-- Small batches fill the last page before they start a new one, as
+-- single-row inserts do: 100 one-row and 40 five-row calls take no more
+-- pages than one call of all 300 rows (a new page for every call would
+-- take 140).
+SELECT agentmem.create_space('small_calls', 32, 'l2') IS NOT NULL AS created,
+	   agentmem.create_space('one_call', 32, 'l2') IS NOT NULL AS created;
+SELECT sum(remember_random('small_calls', 1, 32)) FROM generate_series(1, 100);
+SELECT sum(remember_random('small_calls', 5, 32)) FROM generate_series(1, 40);
+SELECT remember_random('one_call', 300, 32);
+SELECT pg_relation_size(agentmem.space_table('small_calls')::text || '_embedding') <=
+	   pg_relation_size(agentmem.space_table('one_call')::text || '_embedding') + 8192 AS as_compact;
+SELECT check_space('small_calls') AS problems;
 
 -- ------------------------------------------------ the graph kept between batches
 -- A backend keeps the graph of its last batch in memory for its next batch

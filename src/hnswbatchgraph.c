@@ -407,6 +407,7 @@ BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 {
 	memset(g, 0, sizeof(BatchGraph));
 	g->base.expand = batch_expand;
+	g->insert_room = -1;
 	g->base.prefetch = batch_prefetch;
 	g->base.dim = meta->dimensions;
 	g->base.dist = *dist;

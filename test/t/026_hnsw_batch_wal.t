@@ -90,5 +90,32 @@ is($primary->safe_psql('postgres', $search), $on_primary, 'and the 20 searches r
 is($primary->safe_psql('postgres', remember_sql(3301, 3400)), '100', 'and takes batches again');
 hnsw_clean($primary, $idx, 'after a batch following recovery');
 
+# crash in the middle of a batch: its new elements go onto new pages, one
+# WAL record per page; hnsw.test_crash_after_new_pages makes the backend
+# flush the WAL and PANIC after two of them.  Recovery replays those two
+# pages: their lists must not name elements of the pages never written
+# (no dangling link), and the aborted batch's rows must be gone.
+$rows = $primary->safe_psql('postgres', "SELECT count(*) FROM $t");
+$found = $primary->safe_psql('postgres', $self);
+my ($ret, $out, $err) = $primary->psql('postgres',
+	"SET hnsw.test_crash_after_new_pages = 2; " . remember_sql(3401, 3700));
+like($err, qr/server closed the connection|terminated abnormally|PANIC/,
+	'the backend crashed in the middle of writing a batch\'s new pages');
+like(slurp_file($primary->logfile), qr/crashing after new pages/, 'where the test asked it to');
+# (the postmaster may be gone already: the suite runs with restart_after_crash off)
+$primary->stop('immediate', fail_ok => 1);
+$primary->start;
+# the elements of the two pages written are unreachable until VACUUM
+# removes them (their rows died with the batch); nothing else may be wrong
+is($primary->safe_psql('postgres',
+		"SELECT string_agg(DISTINCT kind, ', ') FROM agentmem.hnsw_check('$idx') WHERE kind <> 'unreachable'"),
+	'', 'after a crash between two new pages hnsw_check reports no problem but unreachable dead elements');
+is($primary->safe_psql('postgres', "SELECT count(*) FROM $t"), $rows, 'no row of the crashed batch is there');
+is($primary->safe_psql('postgres', $self), $found, 'the index finds the same rows as before the batch');
+$primary->safe_psql('postgres', "VACUUM $t");
+hnsw_clean($primary, $idx, 'after the crash and a VACUUM');
+is($primary->safe_psql('postgres', remember_sql(3701, 4000)), '300', 'and takes batches again');
+hnsw_clean($primary, $idx, 'after a batch following that recovery');
+
 $primary->stop;
 done_testing();

@@ -670,19 +670,42 @@ fresh_push(BatchGraph *g, int32 q, ItemPointer heaptid)
 	g->fresh_heaptids[g->nfresh++] = *heaptid;
 }
 
+/* One page change of the batch, logged by GenericXLog and tracked. */
+typedef struct PageChange
+{
+	Buffer		buf;
+	GenericXLogState *state;
+	XLogRecPtr	before;			/* the LSN memory saw; invalid for a new page */
+} PageChange;
+
+/* Lock page `blkno` and register it; returns the copy to edit. */
+static Page
+change_begin(BatchGraph *g, BlockNumber blkno, int flags, PageChange *pc)
+{
+	pc->buf = ReadBuffer(g->index, blkno);
+	LockBuffer(pc->buf, BUFFER_LOCK_EXCLUSIVE);
+	pc->before = (flags & GENERIC_XLOG_FULL_IMAGE) ? InvalidXLogRecPtr :
+		PageGetLSN(BufferGetPage(pc->buf));
+	pc->state = GenericXLogStart(g->index);
+	return GenericXLogRegisterBuffer(pc->state, pc->buf, flags);
+}
+
+static void
+change_finish(BatchGraph *g, PageChange *pc)
+{
+	GenericXLogFinish(pc->state);
+	BatchTrackPage(g, BufferGetBlockNumber(pc->buf), pc->before,
+				   PageGetLSN(BufferGetPage(pc->buf)));
+	UnlockReleaseBuffer(pc->buf);
+}
+
 /* Point the metapage at the last new page, and at a new entry point. */
 static void
 update_meta(BatchGraph *g, BlockNumber last)
 {
-	Buffer		buf = ReadBuffer(g->index, HNSW_METAPAGE_BLKNO);
-	GenericXLogState *state;
-	HnswMetaPage meta;
-	XLogRecPtr	before;
+	PageChange	pc;
+	HnswMetaPage meta = HnswPageGetMeta(change_begin(g, HNSW_METAPAGE_BLKNO, 0, &pc));
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	before = PageGetLSN(BufferGetPage(buf));
-	state = GenericXLogStart(g->index);
-	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, buf, 0));
 	meta->insert_blkno = last;
 	g->insert_room = -1;
 	if (g->entry_moved)
@@ -694,9 +717,7 @@ update_meta(BatchGraph *g, BlockNumber last)
 		meta->entry_level = e->level;
 		g->entry_moved = false;
 	}
-	GenericXLogFinish(state);
-	BatchTrackPage(g, HNSW_METAPAGE_BLKNO, before, PageGetLSN(BufferGetPage(buf)));
-	UnlockReleaseBuffer(buf);
+	change_finish(g, &pc);
 }
 
 /* Write the new elements laid out on page `blkno`, one WAL record. */
@@ -704,14 +725,10 @@ static void
 write_fresh_page(BatchGraph *g, BlockNumber blkno, int from, int to,
 				 const HnswLayerLinks *none, HnswElementTuple et, HnswNeighborTuple nt)
 {
-	Buffer		buf = ReadBuffer(g->index, blkno);
-	GenericXLogState *state;
-	Page		page;
+	PageChange	pc;
+	Page		page = change_begin(g, blkno, GENERIC_XLOG_FULL_IMAGE, &pc);
 	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->base.dim);
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(g->index);
-	page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
 	HnswInitPage(page);
 	for (int i = from; i < to; i++)
 	{
@@ -729,9 +746,7 @@ write_fresh_page(BatchGraph *g, BlockNumber blkno, int from, int to,
 			elog(ERROR, "hnsw: new elements do not fit page %u of index \"%s\" as laid out",
 				 blkno, RelationGetRelationName(g->index));
 	}
-	GenericXLogFinish(state);
-	BatchTrackPage(g, blkno, InvalidXLogRecPtr, PageGetLSN(BufferGetPage(buf)));
-	UnlockReleaseBuffer(buf);
+	change_finish(g, &pc);
 }
 
 /*
@@ -853,23 +868,15 @@ write_back(BatchGraph *g)
 	for (int i = 0; i < ndirty;)
 	{
 		BlockNumber blkno = ItemPointerGetBlockNumber(&dirty[i]->ntid);
-		Buffer		buf = ReadBuffer(g->index, blkno);
-		GenericXLogState *state;
-		Page		page;
-		XLogRecPtr	before;
+		PageChange	pc;
+		Page		page = change_begin(g, blkno, 0, &pc);
 
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		before = PageGetLSN(BufferGetPage(buf));
-		state = GenericXLogStart(g->index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
 		for (; i < ndirty && ItemPointerGetBlockNumber(&dirty[i]->ntid) == blkno; i++)
 		{
 			write_links(g, page, dirty[i]);
 			dirty[i]->dirty = false;
 		}
-		GenericXLogFinish(state);
-		BatchTrackPage(g, blkno, before, PageGetLSN(BufferGetPage(buf)));
-		UnlockReleaseBuffer(buf);
+		change_finish(g, &pc);
 	}
 	pfree(dirty);
 }

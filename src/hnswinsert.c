@@ -141,9 +141,15 @@ find_insert_page(Relation index, Buffer metabuf, Size need, bool *extended)
 
 		buf = ReadBuffer(index, blkno);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		if (!PageIsNew(BufferGetPage(buf)) && page_has_room(BufferGetPage(buf), need))
+		if (PageIsNew(BufferGetPage(buf)))
+		{
+			/* never written (VACUUM found it so under the update lock): take it whole */
+			*extended = true;
 			return buf;
-		avail = PageIsNew(BufferGetPage(buf)) ? 0 : PageGetFreeSpace(BufferGetPage(buf));
+		}
+		if (page_has_room(BufferGetPage(buf), need))
+			return buf;
+		avail = PageGetFreeSpace(BufferGetPage(buf));
 		UnlockReleaseBuffer(buf);
 		blkno = RecordAndGetPageWithFreeSpace(index, blkno, avail, need);
 	}

@@ -541,7 +541,7 @@ typedef struct ReachEntry
 #define NO_PARENT	PG_UINT64_MAX
 
 static HTAB *
-collect_live(Relation index, BufferAccessStrategy bas)
+collect_live(Relation index, BufferAccessStrategy bas, int *empty_pages)
 {
 	HASHCTL		ctl;
 	HTAB	   *h;
@@ -560,6 +560,18 @@ collect_live(Relation index, BufferAccessStrategy bas)
 		vacuum_delay_point();
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
+		if (PageIsNew(page))
+		{
+			/*
+			 * Added but never written: a batch or insert that failed or
+			 * crashed between extending the index and logging the page.
+			 * With the update lock held no one is between the two now, so
+			 * inserts may take it (find_insert_page initialises it).
+			 */
+			RecordPageWithFreeSpace(index, blkno, BLCKSZ - SizeOfPageHeaderData -
+									MAXALIGN(sizeof(HnswPageOpaqueData)));
+			(*empty_pages)++;
+		}
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			ItemId		iid = PageGetItemId(page, off);
@@ -834,9 +846,9 @@ link_from_reached(Relation index, HTAB *live, const HnswDistance *dist,
  */
 static int
 reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *meta,
-				  const HnswDistance *dist)
+				  const HnswDistance *dist, int *empty_pages)
 {
-	HTAB	   *live = collect_live(index, bas);
+	HTAB	   *live = collect_live(index, bas, empty_pages);
 	HASH_SEQ_STATUS seq;
 	ReachEntry *e;
 	uint64		entry = HnswPackTid(meta->entry_blkno, meta->entry_offno);
@@ -869,6 +881,7 @@ repair_reachability(Relation index, BufferAccessStrategy bas)
 {
 	HnswMetaPageData meta;
 	HnswDistance dist;
+	int			empty_pages = 0;
 
 	LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 	HnswReadMeta(index, &meta);
@@ -877,11 +890,13 @@ repair_reachability(Relation index, BufferAccessStrategy bas)
 		HnswGetDistance(index, &dist);
 		for (int pass = 0; pass < 16; pass++)
 		{
-			if (reachability_pass(index, bas, &meta, &dist) == 0)
+			if (reachability_pass(index, bas, &meta, &dist, &empty_pages) == 0)
 				break;
 		}
 	}
 	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	if (empty_pages > 0)
+		IndexFreeSpaceMapVacuum(index);
 }
 
 IndexBulkDeleteResult *

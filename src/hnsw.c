@@ -26,7 +26,7 @@ int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 int			hnsw_iterative_scan = HNSW_ITERATIVE_OFF;
 int			hnsw_max_scan_tuples = 20000;
 int			hnsw_batch_graph_cache = 32 * 1024;	/* kB */
-int			hnsw_test_crash_after_new_pages = 0;
+int			hnsw_test_crash_after_page_writes = 0;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -73,10 +73,10 @@ HnswInitSettings(void)
 							&hnsw_batch_graph_cache, 32 * 1024, 0, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	/* for the crash tests only (test/t/026_hnsw_batch_wal.t) */
-	DefineCustomIntVariable("hnsw.test_crash_after_new_pages",
-							"Test only: crash once a batch has written this many new pages.",
+	DefineCustomIntVariable("hnsw.test_crash_after_page_writes",
+							"Test only: crash once a batch has written this many pages.",
 							"0, the default, never crashes.",
-							&hnsw_test_crash_after_new_pages, 0, 0, INT_MAX,
+							&hnsw_test_crash_after_page_writes, 0, 0, INT_MAX,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hnsw");

@@ -81,7 +81,7 @@ extern int	hnsw_ef_search;
 extern int	hnsw_iterative_scan;
 extern int	hnsw_max_scan_tuples;
 extern int	hnsw_batch_graph_cache;
-extern int	hnsw_test_crash_after_new_pages;
+extern int	hnsw_test_crash_after_page_writes;
 
 /* ---------- on-disk structures ---------- */
 

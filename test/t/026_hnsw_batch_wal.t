@@ -90,18 +90,18 @@ is($primary->safe_psql('postgres', $search), $on_primary, 'and the 20 searches r
 is($primary->safe_psql('postgres', remember_sql(3301, 3400)), '100', 'and takes batches again');
 hnsw_clean($primary, $idx, 'after a batch following recovery');
 
-# crash in the middle of a batch: its new elements go onto new pages, one
-# WAL record per page; hnsw.test_crash_after_new_pages makes the backend
-# flush the WAL and PANIC after two of them.  Recovery replays those two
-# pages: their lists must not name elements of the pages never written
-# (no dangling link), and the aborted batch's rows must be gone.
+# crash in the middle of a batch, early while its changed lists are being
+# written (one WAL record per page): hnsw.test_crash_after_page_writes
+# makes the backend flush the WAL and PANIC after two of them.  Recovery
+# replays those: their lists must name only elements that exist (no
+# dangling link), and the aborted batch's rows must be gone.
 $rows = $primary->safe_psql('postgres', "SELECT count(*) FROM $t");
 $found = $primary->safe_psql('postgres', $self);
 my ($ret, $out, $err) = $primary->psql('postgres',
-	"SET hnsw.test_crash_after_new_pages = 2; " . remember_sql(3401, 3700));
+	"SET hnsw.test_crash_after_page_writes = 2; " . remember_sql(3401, 3700));
 like($err, qr/server closed the connection|terminated abnormally|PANIC/,
-	'the backend crashed in the middle of writing a batch\'s new pages');
-like(slurp_file($primary->logfile), qr/crashing after new pages/, 'where the test asked it to');
+	'the backend crashed in the middle of writing a batch\'s pages');
+like(slurp_file($primary->logfile), qr/crashing after 2 page writes/, 'where the test asked it to');
 # (the postmaster may be gone already: the suite runs with restart_after_crash off)
 $primary->stop('immediate', fail_ok => 1);
 $primary->start;
@@ -109,18 +109,47 @@ $primary->start;
 # removes them (their rows died with the batch); nothing else may be wrong
 is($primary->safe_psql('postgres',
 		"SELECT string_agg(DISTINCT kind, ', ') FROM agentmem.hnsw_check('$idx') WHERE kind <> 'unreachable'"),
-	'', 'after a crash between two new pages hnsw_check reports no problem but unreachable dead elements');
+	'', 'after a crash between two page records hnsw_check reports no problem but unreachable dead elements');
 is($primary->safe_psql('postgres', "SELECT count(*) FROM $t"), $rows, 'no row of the crashed batch is there');
 is($primary->safe_psql('postgres', $self), $found, 'the index finds the same rows as before the batch');
-# the pages the crashed batch added but never wrote are all zeros: VACUUM
-# hands them to the free space map, and the next batch fills them
+# VACUUM frees the crashed batch's elements (and any page it added but
+# never wrote): the same rows again fit without growing the index
 my $size = $primary->safe_psql('postgres', "SELECT pg_relation_size('$idx')");
 $primary->safe_psql('postgres', "VACUUM $t");
 hnsw_clean($primary, $idx, 'after the crash and a VACUUM');
 is($primary->safe_psql('postgres', remember_sql(3701, 4000)), '300', 'and takes batches again');
 cmp_ok($primary->safe_psql('postgres', "SELECT pg_relation_size('$idx')"), '<=', $size,
-	'the same rows again fit in the pages the crashed batch left behind');
+	'the same rows again fit in the space the crashed batch left behind');
 hnsw_clean($primary, $idx, 'after a batch following that recovery');
+
+# crash later in a batch, after 20 of its page records, while its changed
+# lists are being written: the index should still find every committed row
+# it found before.  KNOWN BUG (TODO below), not specific to new pages: a
+# list that took a new row in and dropped an old neighbour can reach disk
+# before the lists that lead to that neighbour another way, so 1-2 of 3,080
+# rows are unreachable until the next VACUUM relinks them.  The batch code
+# of f679498 (before new pages) loses them the same way here.
+$rows = $primary->safe_psql('postgres', "SELECT count(*) FROM $t");
+$found = $primary->safe_psql('postgres', $self);
+($ret, $out, $err) = $primary->psql('postgres',
+	"SET hnsw.test_crash_after_page_writes = 20; " . remember_sql(4001, 4300));
+like(slurp_file($primary->logfile), qr/crashing after 20 page writes/,
+	'a backend crashed while writing a batch\'s lists');
+$primary->stop('immediate', fail_ok => 1);
+$primary->start;
+is($primary->safe_psql('postgres', "SELECT count(*) FROM $t"), $rows, 'no row of that batch is there');
+TODO:
+{
+	local $TODO = 'a crash in the middle of a batch\'s list writes can strand old rows until VACUUM';
+	is($primary->safe_psql('postgres', $self), $found,
+		"the index finds the same $found of the $rows rows by their own vector");
+}
+is($primary->safe_psql('postgres',
+		"SELECT string_agg(DISTINCT kind, ', ') FROM agentmem.hnsw_check('$idx') WHERE kind <> 'unreachable'"),
+	'', 'hnsw_check reports nothing but unreachable dead elements');
+$primary->safe_psql('postgres', "VACUUM $t");
+hnsw_clean($primary, $idx, 'after that crash and a VACUUM');
+is($primary->safe_psql('postgres', $self), $found, 'after VACUUM the index finds those rows again');
 
 $primary->stop;
 done_testing();

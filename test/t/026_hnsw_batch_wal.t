@@ -128,7 +128,7 @@ hnsw_clean($primary, $idx, 'after a batch following that recovery');
 # list that took a new row in and dropped an old neighbour can reach disk
 # before the lists that lead to that neighbour another way, so 1-2 of 3,080
 # rows are unreachable until the next VACUUM relinks them.  The batch code
-# of f679498 (before new pages) loses them the same way here.
+# of 1b21e42 (before new pages) loses them the same way here.
 $rows = $primary->safe_psql('postgres', "SELECT count(*) FROM $t");
 $found = $primary->safe_psql('postgres', $self);
 ($ret, $out, $err) = $primary->psql('postgres',

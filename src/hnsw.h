@@ -284,12 +284,6 @@ typedef struct HnswCandidate
 } HnswCandidate;
 
 /*
- * The graph as the one search implementation sees it.  expand() reports
- * every not-yet-visited neighbour of `c` in `layer`, marking it visited and
- * computing its distance to the query; the in-memory build graph and the
- * on-disk index each provide one.
- */
-/*
  * Nodes seen by one search: stamps indexed by a dense node number, or a
  * hash of ids (hnswsearch.c).  Defined here so that the dense test, on the
  * innermost loop of every search, is inlined.
@@ -303,6 +297,12 @@ typedef struct HnswVisited
 } HnswVisited;
 typedef void (*HnswEmitFn) (void *arg, const HnswCandidate *c);
 
+/*
+ * The graph as the one search implementation sees it.  expand() reports
+ * every not-yet-visited neighbour of `c` in `layer`, marking it visited and
+ * computing its distance to the query; the in-memory build graph and the
+ * on-disk index each provide one.
+ */
 typedef struct HnswGraph
 {
 	void		(*expand) (struct HnswGraph *g, const HnswCandidate *c, int layer,

@@ -448,10 +448,11 @@ room_to_reuse(BatchGraph *g, int level)
 }
 
 /*
- * Write a new element at once, the single-row way: one that fills space
- * VACUUM freed (room_to_reuse), or one too large to share a page with its
- * neighbour tuple (some 1,900 dimensions and more).  The new elements
- * still only in memory go first, since it may link to them.
+ * Write a new element at once, the single-row way: one that fills room left
+ * on the last page or freed by VACUUM (room_to_reuse), or one too large to
+ * share a page with its neighbour tuple (some 1,900 dimensions and more).
+ * The new elements still only in memory go first, since it may link to
+ * them.
  */
 static int32
 place_now(BatchGraph *g, const float *value, ItemPointer heaptid, int level,
@@ -739,7 +740,7 @@ publish_entry(BatchGraph *g)
 /* Write the new elements laid out on page `blkno`, one WAL record. */
 static void
 write_fresh_page(BatchGraph *g, BlockNumber blkno, int from, int to,
-				 const HnswLayerLinks *none, HnswElementTuple et, HnswNeighborTuple nt)
+				 HnswElementTuple et, HnswNeighborTuple nt)
 {
 	PageChange	pc;
 	Page		page = change_begin(g, blkno, GENERIC_XLOG_FULL_IMAGE, &pc);
@@ -751,7 +752,7 @@ write_fresh_page(BatchGraph *g, BlockNumber blkno, int from, int to,
 		BNode	   *n = node(g, g->fresh[i]);
 		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(g->m, n->level);
 
-		HnswBuildTuples(g->base.dim, g->m, n->level, n->vec, &g->fresh_heaptids[i], none, et, nt);
+		HnswBuildTuples(g->base.dim, g->m, n->level, n->vec, &g->fresh_heaptids[i], NULL, et, nt);
 		et->neighbortid = n->ntid;
 		/* a link to a later page waits for write_back: see place_fresh */
 		n->dirty = fill_links(g, n, nt, blkno);
@@ -800,7 +801,6 @@ place_fresh(BatchGraph *g)
 	int			npages = 0;
 	Size		room = 0;
 	OffsetNumber off = 0;
-	HnswLayerLinks *none;
 	HnswElementTuple et;
 	HnswNeighborTuple nt;
 
@@ -846,14 +846,12 @@ place_fresh(BatchGraph *g)
 		n->fresh = false;
 	}
 
-	none = palloc0(sizeof(HnswLayerLinks) * (HNSW_MAX_LEVEL + 1));
 	et = palloc(HNSW_ELEMENT_TUPLE_SIZE(g->base.dim));
 	nt = palloc(HNSW_NEIGHBOR_TUPLE_SIZE(g->m, HNSW_MAX_LEVEL));
 	for (int p = 0; p < npages; p++)
-		write_fresh_page(g, blocks[p], first[p], first[p + 1], none, et, nt);
+		write_fresh_page(g, blocks[p], first[p], first[p + 1], et, nt);
 	update_meta(g, blocks[npages - 1]);
 	g->nfresh = 0;
-	pfree(none);
 	pfree(et);
 	pfree(nt);
 	pfree(blocks);

@@ -388,9 +388,9 @@ batch_expand(HnswGraph *base, const HnswCandidate *c, int layer,
 /*
  * The search is about to expand the node after `id`'s turn: start loading
  * its link array now, a cache miss that otherwise stalls the next
- * batch_expand (a quarter of its samples).  With the node prefetch above,
- * remember's batches were about 10% faster (paired batches, median ratio
- * 0.88-0.90 over 24 pairs).
+ * batch_expand (a quarter of its samples).  Turning it off made remember's
+ * batches 7-10% slower (batches into one space in ABBA order; an A/A run
+ * of that method moves +-4%).
  */
 static void
 batch_prefetch(HnswGraph *base, uint64 id)
@@ -407,7 +407,6 @@ BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 {
 	memset(g, 0, sizeof(BatchGraph));
 	g->base.expand = batch_expand;
-	g->insert_room = -1;
 	g->base.prefetch = batch_prefetch;
 	g->base.dim = meta->dimensions;
 	g->base.dist = *dist;
@@ -430,6 +429,7 @@ BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 	g->lsn = palloc(sizeof(XLogRecPtr) * g->nloaded);
 	g->visited = HnswVisitedCreateDense(1024);
 	g->entry = -1;
+	g->insert_room = -1;
 	if (meta->entry_blkno != InvalidBlockNumber)
 	{
 		ItemPointerData tid;

@@ -157,7 +157,7 @@ find_insert_page(Relation index, Buffer metabuf, Size need, bool *extended)
 	return HnswNewBuffer(index, MAIN_FORKNUM);
 }
 
-/* An element tuple and its neighbour tuple, with `links` per layer. */
+/* An element tuple and its neighbour tuple, with `links` per layer (NULL: none yet). */
 void
 HnswBuildTuples(int dim, int m, int level, const float *value, ItemPointer heaptid,
 				const HnswLayerLinks *links, HnswElementTuple et, HnswNeighborTuple nt)
@@ -176,7 +176,7 @@ HnswBuildTuples(int dim, int m, int level, const float *value, ItemPointer heapt
 	nt->nslots = nslots;
 	for (int i = 0; i < nslots; i++)
 		ItemPointerSetInvalid(&nt->slots[i]);
-	for (int layer = 0; layer <= level; layer++)
+	for (int layer = 0; links != NULL && layer <= level; layer++)
 	{
 		int			start = HNSW_LAYER_START(m, layer);
 

@@ -96,6 +96,17 @@ typedef struct HnswMetaPageData
 	OffsetNumber entry_offno;
 	int16		entry_level;
 	BlockNumber insert_blkno;	/* last page, where inserts try first */
+
+	/*
+	 * Nonzero while a batch writes its changed lists (hnswbatch.c).  Its
+	 * records can only go one page at a time, and a list that dropped an old
+	 * neighbour may reach disk before the lists that lead to that neighbour
+	 * another way; so a batch cut short by a crash or an error leaves this
+	 * set, and whoever next gets the update lock relinks what is
+	 * unreachable (HnswFinishBatch).  Zero in indexes older than the field:
+	 * the page's unused space always was.
+	 */
+	uint32		batch_writing;
 } HnswMetaPageData;
 
 typedef HnswMetaPageData *HnswMetaPage;
@@ -419,6 +430,11 @@ extern IndexBulkDeleteResult *hnswbulkdelete(IndexVacuumInfo *info,
 											 void *callback_state);
 extern IndexBulkDeleteResult *hnswvacuumcleanup(IndexVacuumInfo *info,
 												IndexBulkDeleteResult *stats);
+
+/* hnswvacuum.c: relinking after a batch cut short (see batch_writing) */
+extern void HnswSetBatchWriting(Page metapage, bool writing);
+extern void HnswRelinkLocked(Relation index, BufferAccessStrategy bas);
+extern void HnswFinishBatch(Relation index, bool wait);
 extern IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys);
 extern void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 					   ScanKey orderbys, int norderbys);

@@ -396,6 +396,9 @@ run_check(CheckState *cs, Oid indexoid)
 		check_links(cs, e, &etid);
 	}
 	check_entry(cs);
+	if (cs->meta.batch_writing)
+		report(cs, "batch cut short", NULL,
+			   "a batch ended while writing its lists; the next insert, search or VACUUM relinks the index");
 
 	hash_seq_init(&seq, cs->elements);
 	while ((e = hash_seq_search(&seq)) != NULL)

@@ -611,6 +611,11 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 	bool		new_entry;
 
 	HnswReadMeta(index, &meta);
+	if (meta.batch_writing && !building)
+	{
+		HnswFinishBatch(index, true);
+		HnswReadMeta(index, &meta);
+	}
 	level = Min(HnswRandomLevel(meta.m), HNSW_MAX_LEVEL);
 	if (meta.entry_blkno == InvalidBlockNumber || level > meta.entry_level)
 		lockmode = ExclusiveLock;

@@ -193,6 +193,11 @@ start_scan(IndexScanDesc scan)
 	if (scan->numberOfOrderBys != 1)
 		return false;
 	HnswReadMeta(index, &meta);
+	if (meta.batch_writing)
+	{
+		HnswFinishBatch(index, false);
+		HnswReadMeta(index, &meta);
+	}
 	if (meta.entry_blkno == InvalidBlockNumber)
 		return false;
 	so->query = palloc0(sizeof(float) * meta.dimensions);

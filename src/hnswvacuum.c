@@ -21,6 +21,8 @@
 #include <float.h>
 
 #include "access/generic_xlog.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
@@ -871,19 +873,55 @@ reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *me
 }
 
 /*
- * Link every live element that cannot be reached from the entry point,
- * with inserts held off.  Another pass runs only if the last one linked
- * something (an element none of whose reached neighbours had a spare link
- * may be reachable from a new one), at most 16.
+ * Mark or clear a batch writing its lists on the metapage (a page being
+ * changed with GenericXLog).  pd_lower must cover the field: GenericXLog
+ * logs nothing of the page's unused space and zeroes it, and the metapage
+ * of an index built before the field ends before it.
  */
+void
+HnswSetBatchWriting(Page metapage, bool writing)
+{
+	HnswMetaPage meta = HnswPageGetMeta(metapage);
+	LocationIndex end = ((char *) meta + sizeof(HnswMetaPageData)) - (char *) metapage;
+
+	if (((PageHeader) metapage)->pd_lower < end)
+		((PageHeader) metapage)->pd_lower = end;
+	meta->batch_writing = writing ? 1 : 0;
+}
+
+/* Clear the metapage's batch_writing, if set. */
 static void
-repair_reachability(Relation index, BufferAccessStrategy bas)
+clear_batch_writing(Relation index)
+{
+	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	GenericXLogState *state;
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (HnswPageGetMeta(BufferGetPage(buf))->batch_writing)
+	{
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		HnswSetBatchWriting(page, false);
+		GenericXLogFinish(state);
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Link every live element that cannot be reached from the entry point; the
+ * caller holds the update lock exclusively, so no insert runs meanwhile.
+ * Another pass runs only if the last one linked something (an element none
+ * of whose reached neighbours had a spare link may be reachable from a new
+ * one), at most 16.  Then no batch cut short is left to finish.
+ */
+void
+HnswRelinkLocked(Relation index, BufferAccessStrategy bas)
 {
 	HnswMetaPageData meta;
 	HnswDistance dist;
 	int			empty_pages = 0;
 
-	LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 	HnswReadMeta(index, &meta);
 	if (meta.entry_blkno != InvalidBlockNumber)
 	{
@@ -894,9 +932,51 @@ repair_reachability(Relation index, BufferAccessStrategy bas)
 				break;
 		}
 	}
-	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	if (meta.batch_writing)
+		clear_batch_writing(index);
 	if (empty_pages > 0)
 		IndexFreeSpaceMapVacuum(index);
+}
+
+/*
+ * The metapage says a batch is writing its lists.  If no one holds the
+ * update lock, that batch ended part-way (a crash, or an error in
+ * write_back) and may have left old elements unreachable: relink them now,
+ * as btree finishes a split cut short at the next insert that meets it.
+ * A search calls this without waiting (wait = false): if the lock is
+ * taken, a batch is at work and the search goes on as during any batch.
+ * Nothing is written during recovery (a standby gets the primary's
+ * repair through the WAL) or in a parallel worker.
+ */
+void
+HnswFinishBatch(Relation index, bool wait)
+{
+	HnswMetaPageData meta;
+
+	if (RecoveryInProgress() || IsInParallelMode())
+		return;
+	if (wait)
+		LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	else if (!ConditionalLockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock))
+		return;
+	HnswReadMeta(index, &meta);
+	if (meta.batch_writing)
+	{
+		ereport(LOG,
+				(errmsg("hnsw: relinking index \"%s\" after a batch that ended part-way",
+						RelationGetRelationName(index))));
+		HnswRelinkLocked(index, NULL);
+	}
+	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+}
+
+/* VACUUM's last step: relink what is unreachable, with inserts held off. */
+static void
+repair_reachability(Relation index, BufferAccessStrategy bas)
+{
+	LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	HnswRelinkLocked(index, bas);
+	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 }
 
 IndexBulkDeleteResult *

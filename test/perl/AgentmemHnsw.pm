@@ -75,7 +75,7 @@ sub hnsw_clean
 	my ($node, $index, $what, $db) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	my $rows = $node->safe_psql($db // 'postgres',
-		"SELECT kind || ' ' || element || ': ' || detail FROM agentmem.hnsw_check('$index')");
+		"SELECT kind || ' ' || coalesce(element::text, '-') || ': ' || detail FROM agentmem.hnsw_check('$index')");
 	is($rows, '', "$what: hnsw_check($index) reports no problem")
 	  or diag("first problems:\n" . join("\n", (split /\n/, $rows)[0 .. 9]));
 	return $rows eq '';

@@ -142,7 +142,7 @@ sub corrupt_and_check
 	write_index($d);
 	$node->start;
 	my $rows = $node->safe_psql('postgres',
-		"SELECT kind || ' ' || element || ': ' || detail FROM agentmem.hnsw_check('t_l2')");
+		"SELECT kind || ' ' || coalesce(element::text, '-') || ': ' || detail FROM agentmem.hnsw_check('t_l2')");
 	my $info = $node->safe_psql('postgres', "SELECT problems FROM agentmem.hnsw_info('t_l2')");
 	$node->stop;
 	note(join("\n", grep { defined } (split /\n/, $rows)[0 .. 4]));

@@ -27,6 +27,7 @@ int			hnsw_iterative_scan = HNSW_ITERATIVE_OFF;
 int			hnsw_max_scan_tuples = 20000;
 int			hnsw_batch_graph_cache = 32 * 1024;	/* kB */
 int			hnsw_test_crash_after_page_writes = 0;
+int			hnsw_test_fail_after_page_writes = 0;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -77,6 +78,12 @@ HnswInitSettings(void)
 							"Test only: crash once a batch has written this many pages.",
 							"0, the default, never crashes.",
 							&hnsw_test_crash_after_page_writes, 0, 0, INT_MAX,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("hnsw.test_fail_after_page_writes",
+							"Test only: raise an error once a batch has written this many pages.",
+							"0, the default, never does.",
+							&hnsw_test_fail_after_page_writes, 0, 0, INT_MAX,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hnsw");

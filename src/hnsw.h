@@ -82,6 +82,7 @@ extern int	hnsw_iterative_scan;
 extern int	hnsw_max_scan_tuples;
 extern int	hnsw_batch_graph_cache;
 extern int	hnsw_test_crash_after_page_writes;
+extern int	hnsw_test_fail_after_page_writes;
 
 /* ---------- on-disk structures ---------- */
 
@@ -103,7 +104,7 @@ typedef struct HnswMetaPageData
 	 * neighbour may reach disk before the lists that lead to that neighbour
 	 * another way; so a batch cut short by a crash or an error leaves this
 	 * set, and whoever next gets the update lock relinks what is
-	 * unreachable (HnswFinishBatch).  Zero in indexes older than the field:
+	 * unreachable (hnswrelink.c).  Zero in indexes older than the field:
 	 * the page's unused space always was.
 	 */
 	uint32		batch_writing;
@@ -431,10 +432,15 @@ extern IndexBulkDeleteResult *hnswbulkdelete(IndexVacuumInfo *info,
 extern IndexBulkDeleteResult *hnswvacuumcleanup(IndexVacuumInfo *info,
 												IndexBulkDeleteResult *stats);
 
-/* hnswvacuum.c: relinking after a batch cut short (see batch_writing) */
-extern void HnswSetBatchWriting(Page metapage, bool writing);
+/* hnswvacuum.c: link every unreachable element, update lock held */
 extern void HnswRelinkLocked(Relation index, BufferAccessStrategy bas);
-extern void HnswFinishBatch(Relation index, bool wait);
+
+/* hnswrelink.c: a batch cut short while writing its lists (batch_writing) */
+extern void HnswSetBatchWriting(Page metapage, bool writing);
+extern void HnswClearBatchWriting(Relation index);
+extern bool HnswRelinkIfCutShort(Relation index);
+extern void HnswFinishBatch(Relation index);
+extern void HnswRequestRelink(Relation index);
 extern IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys);
 extern void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 					   ScanKey orderbys, int norderbys);

@@ -692,7 +692,7 @@ change_begin(BatchGraph *g, BlockNumber blkno, int flags, PageChange *pc)
 	return GenericXLogRegisterBuffer(pc->state, pc->buf, flags);
 }
 
-static void crash_for_test(int written);
+static void fail_for_test(int written);
 
 static void
 change_finish(BatchGraph *g, PageChange *pc)
@@ -701,8 +701,7 @@ change_finish(BatchGraph *g, PageChange *pc)
 	BatchTrackPage(g, BufferGetBlockNumber(pc->buf), pc->before,
 				   PageGetLSN(BufferGetPage(pc->buf)));
 	UnlockReleaseBuffer(pc->buf);
-	if (++g->page_writes == hnsw_test_crash_after_page_writes)
-		crash_for_test(g->page_writes);
+	fail_for_test(++g->page_writes);
 }
 
 /* Point the metapage at the last new page. */
@@ -776,16 +775,23 @@ write_fresh_page(BatchGraph *g, BlockNumber blkno, int from, int to,
 }
 
 /*
- * hnsw.test_crash_after_page_writes: the crash tests' stand-in for a crash
- * between two of a batch's page records (new pages, the metapage, lists),
- * once the WAL writer has flushed the first ones.
+ * hnsw.test_crash_after_page_writes and hnsw.test_fail_after_page_writes:
+ * the tests' stand-ins for a crash (once the WAL writer has flushed the
+ * records so far) or an error between two of a batch's page records (new
+ * pages, the metapage, lists).
  */
 static void
-crash_for_test(int written)
+fail_for_test(int written)
 {
-	XLogFlush(GetXLogInsertRecPtr());
-	elog(PANIC, "hnsw: crashing after %d page writes, as hnsw.test_crash_after_page_writes asks",
-		 written);
+	if (written == hnsw_test_crash_after_page_writes)
+	{
+		XLogFlush(GetXLogInsertRecPtr());
+		elog(PANIC, "hnsw: crashing after %d page writes, as hnsw.test_crash_after_page_writes asks",
+			 written);
+	}
+	if (written == hnsw_test_fail_after_page_writes)
+		elog(ERROR, "hnsw: failing after %d page writes, as hnsw.test_fail_after_page_writes asks",
+			 written);
 }
 
 /*
@@ -1095,21 +1101,6 @@ keep_or_free(BatchLinker *lk, Relation index)
 	forget_linking_graph();
 }
 
-/* The last batch into the index ended part-way: relink before this one. */
-static void
-relink_if_cut_short(Relation index)
-{
-	HnswMetaPageData meta;
-
-	HnswReadMeta(index, &meta);
-	if (!meta.batch_writing)
-		return;
-	ereport(LOG,
-			(errmsg("hnsw: relinking index \"%s\" after a batch that ended part-way",
-					RelationGetRelationName(index))));
-	HnswRelinkLocked(index, NULL);
-}
-
 /*
  * Link the rows queued for one index.  hnsw_insert latency gets one sample
  * per row: the batch's time divided evenly.
@@ -1132,7 +1123,7 @@ link_queue(Relation index, QueuedIndex *q)
 	{
 		HnswGetDistance(index, &lk.dist);
 		LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
-		relink_if_cut_short(index);
+		HnswRelinkIfCutShort(index);
 		if (!reuse_kept(&lk, index))
 		{
 			/* long-lived only if it may be kept */

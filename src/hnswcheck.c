@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/xlog.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "commands/defrem.h"
@@ -396,9 +397,14 @@ run_check(CheckState *cs, Oid indexoid)
 		check_links(cs, e, &etid);
 	}
 	check_entry(cs);
-	if (cs->meta.batch_writing)
+	/* on a standby the lock does not hold off the primary's batches */
+	if (cs->meta.batch_writing && RecoveryInProgress())
+		report(cs, "batch writing", NULL,
+			   "the primary is writing a batch's lists, or one was cut short: the primary relinks the index after it");
+	else if (cs->meta.batch_writing)
 		report(cs, "batch cut short", NULL,
-			   "a batch ended while writing its lists; the next insert, search or VACUUM relinks the index");
+			   "a batch ended while writing its lists; the next insert, batch or VACUUM relinks the index, "
+			   "and a search starts a worker to do so");
 
 	hash_seq_init(&seq, cs->elements);
 	while ((e = hash_seq_search(&seq)) != NULL)

@@ -598,12 +598,45 @@ find_neighbors(Relation index, HnswMetaPageData *meta, const float *value,
 	HnswDiskGraphRelease(&dg);
 }
 
+static bool
+becomes_entry(const HnswMetaPageData *meta, int level)
+{
+	return meta->entry_blkno == InvalidBlockNumber || level > meta->entry_level;
+}
+
+/*
+ * Take the update lock for a new element of `level`: shared, so inserts
+ * run side by side, or exclusive if it becomes the entry point; *meta is
+ * read under it.  A batch cut short (hnswrelink.c) is finished first,
+ * also one cut short while this waited for the lock.
+ */
+static LOCKMODE
+lock_for_insert(Relation index, int level, HnswMetaPageData *meta)
+{
+	for (;;)
+	{
+		LOCKMODE	mode;
+
+		if (meta->batch_writing)
+		{
+			HnswFinishBatch(index);
+			HnswReadMeta(index, meta);
+		}
+		mode = becomes_entry(meta, level) ? ExclusiveLock : ShareLock;
+		LockPage(index, HNSW_UPDATE_LOCK, mode);
+		HnswReadMeta(index, meta);	/* the entry may have moved meanwhile */
+		if (!meta->batch_writing && (mode == ExclusiveLock || !becomes_entry(meta, level)))
+			return mode;
+		UnlockPage(index, HNSW_UPDATE_LOCK, mode);
+	}
+}
+
 void
 HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 				 const HnswDistance *dist, bool building)
 {
 	HnswMetaPageData meta;
-	LOCKMODE	lockmode = ShareLock;
+	LOCKMODE	lockmode;
 	int			level;
 	LayerLinks *links;
 	ItemPointerData newtid,
@@ -611,25 +644,9 @@ HnswInsertOnDisk(Relation index, const float *value, ItemPointer heaptid,
 	bool		new_entry;
 
 	HnswReadMeta(index, &meta);
-	if (meta.batch_writing && !building)
-	{
-		HnswFinishBatch(index, true);
-		HnswReadMeta(index, &meta);
-	}
 	level = Min(HnswRandomLevel(meta.m), HNSW_MAX_LEVEL);
-	if (meta.entry_blkno == InvalidBlockNumber || level > meta.entry_level)
-		lockmode = ExclusiveLock;
-	LockPage(index, HNSW_UPDATE_LOCK, lockmode);
-	HnswReadMeta(index, &meta);	/* the entry may have moved meanwhile */
-	new_entry = meta.entry_blkno == InvalidBlockNumber || level > meta.entry_level;
-	if (new_entry && lockmode != ExclusiveLock)
-	{
-		UnlockPage(index, HNSW_UPDATE_LOCK, lockmode);
-		lockmode = ExclusiveLock;
-		LockPage(index, HNSW_UPDATE_LOCK, lockmode);
-		HnswReadMeta(index, &meta);
-		new_entry = meta.entry_blkno == InvalidBlockNumber || level > meta.entry_level;
-	}
+	lockmode = lock_for_insert(index, level, &meta);
+	new_entry = becomes_entry(&meta, level);
 
 	links = palloc0(sizeof(LayerLinks) * (level + 1));
 	if (meta.entry_blkno != InvalidBlockNumber)

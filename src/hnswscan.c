@@ -194,10 +194,7 @@ start_scan(IndexScanDesc scan)
 		return false;
 	HnswReadMeta(index, &meta);
 	if (meta.batch_writing)
-	{
-		HnswFinishBatch(index, false);
-		HnswReadMeta(index, &meta);
-	}
+		HnswRequestRelink(index);
 	if (meta.entry_blkno == InvalidBlockNumber)
 		return false;
 	so->query = palloc0(sizeof(float) * meta.dimensions);

@@ -21,8 +21,6 @@
 #include <float.h>
 
 #include "access/generic_xlog.h"
-#include "access/xact.h"
-#include "access/xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
@@ -640,7 +638,10 @@ walk_from(Relation index, HTAB *live, uint64 start, int m)
 	{
 		ItemPointerData links[HNSW_MAX_M * 2];
 		ReachEntry *e = hash_search(live, &queue[head++], HASH_FIND, NULL);
-		int			n = layer0_links(index, e, m, links);
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		n = layer0_links(index, e, m, links);
 
 		for (int i = 0; i < n; i++)
 		{
@@ -813,6 +814,7 @@ link_from_anywhere(Relation index, HTAB *live, const HnswDistance *dist,
 	hash_seq_init(&seq, live);
 	while ((from = hash_seq_search(&seq)) != NULL)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (try_link(index, live, dist, meta, from, e))
 		{
 			hash_seq_term(&seq);
@@ -860,6 +862,7 @@ reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *me
 	hash_seq_init(&seq, live);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (e->reached ||
 			!(link_from_reached(index, live, dist, meta, entry, e) ||
 			  link_from_anywhere(index, live, dist, meta, entry, e)))
@@ -870,42 +873,6 @@ reachability_pass(Relation index, BufferAccessStrategy bas, HnswMetaPageData *me
 	}
 	hash_destroy(live);
 	return linked;
-}
-
-/*
- * Mark or clear a batch writing its lists on the metapage (a page being
- * changed with GenericXLog).  pd_lower must cover the field: GenericXLog
- * logs nothing of the page's unused space and zeroes it, and the metapage
- * of an index built before the field ends before it.
- */
-void
-HnswSetBatchWriting(Page metapage, bool writing)
-{
-	HnswMetaPage meta = HnswPageGetMeta(metapage);
-	LocationIndex end = ((char *) meta + sizeof(HnswMetaPageData)) - (char *) metapage;
-
-	if (((PageHeader) metapage)->pd_lower < end)
-		((PageHeader) metapage)->pd_lower = end;
-	meta->batch_writing = writing ? 1 : 0;
-}
-
-/* Clear the metapage's batch_writing, if set. */
-static void
-clear_batch_writing(Relation index)
-{
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	GenericXLogState *state;
-	Page		page;
-
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	if (HnswPageGetMeta(BufferGetPage(buf))->batch_writing)
-	{
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
-		HnswSetBatchWriting(page, false);
-		GenericXLogFinish(state);
-	}
-	UnlockReleaseBuffer(buf);
 }
 
 /*
@@ -933,41 +900,9 @@ HnswRelinkLocked(Relation index, BufferAccessStrategy bas)
 		}
 	}
 	if (meta.batch_writing)
-		clear_batch_writing(index);
+		HnswClearBatchWriting(index);
 	if (empty_pages > 0)
 		IndexFreeSpaceMapVacuum(index);
-}
-
-/*
- * The metapage says a batch is writing its lists.  If no one holds the
- * update lock, that batch ended part-way (a crash, or an error in
- * write_back) and may have left old elements unreachable: relink them now,
- * as btree finishes a split cut short at the next insert that meets it.
- * A search calls this without waiting (wait = false): if the lock is
- * taken, a batch is at work and the search goes on as during any batch.
- * Nothing is written during recovery (a standby gets the primary's
- * repair through the WAL) or in a parallel worker.
- */
-void
-HnswFinishBatch(Relation index, bool wait)
-{
-	HnswMetaPageData meta;
-
-	if (RecoveryInProgress() || IsInParallelMode())
-		return;
-	if (wait)
-		LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
-	else if (!ConditionalLockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock))
-		return;
-	HnswReadMeta(index, &meta);
-	if (meta.batch_writing)
-	{
-		ereport(LOG,
-				(errmsg("hnsw: relinking index \"%s\" after a batch that ended part-way",
-						RelationGetRelationName(index))));
-		HnswRelinkLocked(index, NULL);
-	}
-	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 }
 
 /* VACUUM's last step: relink what is unreachable, with inserts held off. */

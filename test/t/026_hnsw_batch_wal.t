@@ -128,9 +128,9 @@ hnsw_clean($primary, $idx, 'after a batch following that recovery');
 # dropped an old neighbour can reach disk before the lists that lead to
 # that neighbour another way: without the metapage's batch_writing mark,
 # 1-2 of these 3,080 rows were unreachable until the next VACUUM.  Now the
-# mark survives the crash, hnsw_check reports it, and the first search on
-# the primary relinks the index before it searches; the standby, which
-# cannot write, gets the relinking through the WAL.
+# mark survives the crash and hnsw_check reports it; the first search on
+# the primary starts a background worker that relinks the index, and the
+# standby, which cannot write, gets the relinking through the WAL.
 $standby->start;
 $rows = $primary->safe_psql('postgres', "SELECT count(*) FROM $t");
 $found = $primary->safe_psql('postgres', $self);
@@ -141,17 +141,21 @@ like(slurp_file($primary->logfile), qr/crashing after 20 page writes/,
 $primary->stop('immediate', fail_ok => 1);
 $primary->start;
 is($primary->safe_psql('postgres', "SELECT count(*) FROM $t"), $rows, 'no row of that batch is there');
-like($primary->safe_psql('postgres',
-		"SELECT string_agg(DISTINCT kind, ', ') FROM agentmem.hnsw_check('$idx') WHERE kind <> 'unreachable'"),
-	qr/^batch cut short$/, 'hnsw_check reports the batch cut short, and nothing but unreachable elements besides');
+my $kinds = "SELECT string_agg(DISTINCT kind, ', ') FROM agentmem.hnsw_check('$idx') WHERE kind <> 'unreachable'";
+is($primary->safe_psql('postgres', $kinds), 'batch cut short',
+	'hnsw_check reports the batch cut short, and nothing but unreachable elements besides');
 $primary->wait_for_catchup($standby);
-my $standby_found = $standby->safe_psql('postgres', $self);
-cmp_ok($standby_found, '<=', $found, 'the standby searches the index as it is, without writing');
+like($standby->safe_psql('postgres', $self), qr/^\d+$/, 'the standby answers searches meanwhile');
+is($standby->safe_psql('postgres', $kinds), 'batch writing',
+	'and its hnsw_check reports the mark as the primary\'s batch writing');
 my $log_offset = -s $primary->logfile;
-is($primary->safe_psql('postgres', $self), $found,
-	"the first searches on the primary find the same $found of the $rows rows by their own vector");
+like($primary->safe_psql('postgres', $self), qr/^\d+$/, 'the first searches on the primary go on');
+ok($primary->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM agentmem.hnsw_check('$idx') WHERE kind = 'batch cut short'"),
+	'and a background worker clears the mark');
 like(slurp_file($primary->logfile, $log_offset), qr/relinking index .* after a batch that ended part-way/,
-	'because the first search relinked the index');
+	'once it has relinked the index');
+is($primary->safe_psql('postgres', $self), $found, "the index finds the same $found of the $rows rows by their own vector");
 hnsw_clean($primary, $idx, 'after that relinking (the dead rows\' elements are linked too)');
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', $self), $found, 'so does the standby, once it has replayed the relinking');
@@ -161,11 +165,24 @@ hnsw_clean($primary, $idx, 'after that crash and a VACUUM');
 is($primary->safe_psql('postgres', $self), $found, 'after VACUUM the index finds those rows too');
 $standby->stop;
 
-# the same cut short later in a batch, and then a single-row INSERT first:
-# it relinks the index before it inserts
+# a batch cut short by an error, not a crash, leaves the same mark; the
+# next batch relinks the index before it links its own rows
+($ret, $out, $err) = $primary->psql('postgres',
+	"SET hnsw.test_fail_after_page_writes = 25; " . remember_sql(4301, 4600));
+like($err, qr/failing after 25 page writes/, 'a batch failed while writing its lists');
+is($primary->safe_psql('postgres', $kinds), 'batch cut short', 'hnsw_check reports the mark it left');
+$log_offset = -s $primary->logfile;
+is($primary->safe_psql('postgres', remember_sql(4601, 4700)), '100', 'the next batch goes in');
+like(slurp_file($primary->logfile, $log_offset), qr/relinking index .* after a batch that ended part-way/,
+	'after relinking the index');
+hnsw_clean($primary, $idx, 'after that batch');
+is($primary->safe_psql('postgres', $self), $found + 100, 'the index finds every row, the batch\'s too');
+
+# the same cut short by a crash, and then a single-row INSERT first: it
+# relinks the index before it inserts
 $found = $primary->safe_psql('postgres', $self);
 ($ret, $out, $err) = $primary->psql('postgres',
-	"SET hnsw.test_crash_after_page_writes = 30; " . remember_sql(4301, 4600));
+	"SET hnsw.test_crash_after_page_writes = 30; " . remember_sql(4701, 5000));
 like(slurp_file($primary->logfile), qr/crashing after 30 page writes/, 'another batch cut short');
 $primary->stop('immediate', fail_ok => 1);
 $primary->start;
@@ -176,6 +193,14 @@ like(slurp_file($primary->logfile, $log_offset), qr/relinking index .* after a b
 	'a single-row INSERT relinked the index first');
 hnsw_clean($primary, $idx, 'after that INSERT');
 is($primary->safe_psql('postgres', $self), $found + 1, 'the index finds every row, the new one too');
+
+# and VACUUM clears a mark too
+($ret, $out, $err) = $primary->psql('postgres',
+	"SET hnsw.test_fail_after_page_writes = 25; " . remember_sql(5001, 5300));
+like($err, qr/failing after 25 page writes/, 'one more batch failed');
+is($primary->safe_psql('postgres', $kinds), 'batch cut short', 'and left its mark');
+$primary->safe_psql('postgres', "VACUUM $t");
+hnsw_clean($primary, $idx, 'after a VACUUM');
 
 $primary->stop;
 done_testing();

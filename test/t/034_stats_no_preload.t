@@ -35,6 +35,29 @@ like($node->safe_psql('postgres',
 is($node->safe_psql('postgres', q{SELECT agentmem.statement_id('SELECT 1') = agentmem.statement_id('select 2')}),
 	't', 'statement_id, a pure function of the text, needs no preloading');
 
+# a batch cut short leaves a mark that the next search hands to a
+# background worker, which must load the library itself here
+$node->safe_psql('postgres', q{SELECT agentmem.create_space('np', 3, 'l2')});
+$node->safe_psql('postgres',
+	q{SELECT count(*) FROM agentmem.remember('np',
+		(SELECT array_agg('row ' || i) FROM generate_series(1, 400) i),
+		(SELECT array_agg(ARRAY[i % 5, i % 7, i % 11]::real[]::vector) FROM generate_series(1, 400) i))});
+my ($rc, $out, $err) = $node->psql('postgres',
+	q{SET hnsw.test_fail_after_page_writes = 15;
+	  SELECT count(*) FROM agentmem.remember('np',
+		(SELECT array_agg('more ' || i) FROM generate_series(1, 400) i),
+		(SELECT array_agg(ARRAY[i % 3, i % 13, i % 4 + 1]::real[]::vector) FROM generate_series(1, 400) i))});
+like($err, qr/failing after 15 page writes/, 'a batch failed while writing its lists');
+my $np_idx = $node->safe_psql('postgres', q{SELECT agentmem.space_table('np') || '_embedding'});
+is($node->safe_psql('postgres', "SELECT string_agg(kind, ',') FROM agentmem.hnsw_check('$np_idx') WHERE kind = 'batch cut short'"),
+	'batch cut short', 'and left the mark');
+$node->safe_psql('postgres',
+	"SET enable_seqscan = off; SELECT id FROM " . $node->safe_psql('postgres', q{SELECT agentmem.space_table('np')})
+	  . " ORDER BY embedding <-> '[1,2,3]' LIMIT 1");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM agentmem.hnsw_check('$np_idx') WHERE kind = 'batch cut short'"),
+	'a search hands the relinking to a background worker, also without preloading');
+
 my @calls = (
 	'SELECT * FROM agentmem.latency',
 	'SELECT * FROM agentmem.statement_latency',

@@ -33,6 +33,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "tcop/tcopprot.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -40,9 +41,6 @@
 #include "hnsw.h"
 
 #define HNSW_UPDATE_LOCK HNSW_METAPAGE_BLKNO
-
-/* A backend asks for a relinking worker at most this often per index. */
-#define RELINK_REQUEST_INTERVAL_MS 10000
 
 PGDLLEXPORT void hnsw_relink_main(Datum arg);
 
@@ -118,29 +116,85 @@ HnswFinishBatch(Relation index)
 }
 
 /*
- * For a search that met the mark: if no one holds the update lock (else a
- * batch or insert is at work, and will relink if it must), start a
- * background worker to relink, at most once per RELINK_REQUEST_INTERVAL_MS
- * per backend and index.  Not during recovery or in a parallel worker.
+ * When this backend may next ask for a relinking worker for an index: a
+ * few indexes, each asked for at most every RELINK_FIRST_RETRY_MS, twice
+ * as long after each request up to RELINK_MAX_RETRY_MS, so that a worker
+ * that cannot finish (a database closed to connections, a corrupt page)
+ * does not flood the log.
+ */
+#define RELINK_FIRST_RETRY_MS	10000
+#define RELINK_MAX_RETRY_MS		(10 * 60 * 1000)
+#define RELINK_TRACKED			8
+
+typedef struct RelinkRequest
+{
+	Oid			index;
+	TimestampTz next;
+	int			retry_ms;
+} RelinkRequest;
+
+static RelinkRequest requests[RELINK_TRACKED];
+
+/* May this backend ask for a worker for `index` now?  If so, note it. */
+static bool
+may_request(Oid index)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	RelinkRequest *r = NULL;
+
+	for (int i = 0; i < RELINK_TRACKED && r == NULL; i++)
+	{
+		if (requests[i].index == index)
+			r = &requests[i];
+	}
+	if (r == NULL)
+	{
+		/* a free entry, else the one allowed soonest */
+		r = &requests[0];
+		for (int i = 1; i < RELINK_TRACKED; i++)
+		{
+			if (requests[i].next < r->next)
+				r = &requests[i];
+		}
+		r->index = index;
+		r->next = 0;
+		r->retry_ms = RELINK_FIRST_RETRY_MS;
+	}
+	if (now < r->next)
+		return false;
+	r->next = TimestampTzPlusMilliseconds(now, r->retry_ms);
+	r->retry_ms = Min(r->retry_ms * 2, RELINK_MAX_RETRY_MS);
+	return true;
+}
+
+/* Whether the mark is set and no one holds the update lock, checked under it. */
+static bool
+cut_short_and_idle(Relation index)
+{
+	HnswMetaPageData meta;
+
+	if (!ConditionalLockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock))
+		return false;
+	HnswReadMeta(index, &meta);
+	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	return meta.batch_writing != 0;
+}
+
+/*
+ * For a search that met the mark.  A batch may be running and have set
+ * it: then the lock is taken, and if it is free once more, that batch is
+ * gone and the mark with it.  Else start a background worker to relink.
+ * Not during recovery or in a parallel worker.
  */
 void
 HnswRequestRelink(Relation index)
 {
-	static Oid	last_index = InvalidOid;
-	static TimestampTz last_request = 0;
-	TimestampTz now = GetCurrentTimestamp();
 	BackgroundWorker w;
 	BackgroundWorkerHandle *handle;
 
 	if (RecoveryInProgress() || IsInParallelMode() ||
-		(last_index == RelationGetRelid(index) &&
-		 !TimestampDifferenceExceeds(last_request, now, RELINK_REQUEST_INTERVAL_MS)))
+		!cut_short_and_idle(index) || !may_request(RelationGetRelid(index)))
 		return;
-	if (!ConditionalLockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock))
-		return;
-	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
-	last_index = RelationGetRelid(index);
-	last_request = now;
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -162,9 +216,12 @@ HnswRequestRelink(Relation index)
 
 /*
  * The worker: connect to the index's database (as the bootstrap
- * superuser, like autovacuum), lock its table as a reader would, and
- * relink.  An index dropped, or whose OID now names something else, is
- * left alone.
+ * superuser, like autovacuum, and also where connections are not
+ * allowed), lock its table as a reader would, and relink, unless someone
+ * holds the update lock: whoever does relinks first (an insert, a batch,
+ * VACUUM or another such worker; a search never holds it long), so many
+ * searches asking at once cost one relinking, not one each.  An index
+ * dropped, or whose OID now names something else, is left alone.
  */
 void
 hnsw_relink_main(Datum arg)
@@ -172,11 +229,13 @@ hnsw_relink_main(Datum arg)
 	Oid			indexoid = DatumGetObjectId(arg);
 	Oid			dboid;
 	Oid			heapoid;
-	Relation	index;
+	Relation	index = NULL;
 
+	/* die() only sets a flag: a FATAL inside GenericXLogFinish would PANIC */
+	pqsignal(SIGTERM, die);
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	heapoid = IndexGetRelation(indexoid, true);
@@ -184,14 +243,25 @@ hnsw_relink_main(Datum arg)
 	{
 		LockRelationOid(heapoid, AccessShareLock);
 		index = try_relation_open(indexoid, RowExclusiveLock);
-		if (index != NULL)
+		if (index != NULL &&
+			(index->rd_rel->relkind != RELKIND_INDEX ||
+			 index->rd_rel->relam != get_index_am_oid("hnsw", true)))
 		{
-			if (index->rd_rel->relkind == RELKIND_INDEX &&
-				index->rd_rel->relam == get_index_am_oid("hnsw", true))
-				HnswFinishBatch(index);
 			relation_close(index, RowExclusiveLock);
+			index = NULL;
 		}
 	}
+	/* the relinking needs no snapshot: do not hold back the xmin horizon */
 	PopActiveSnapshot();
+	InvalidateCatalogSnapshot();
+	if (index != NULL)
+	{
+		if (ConditionalLockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock))
+		{
+			HnswRelinkIfCutShort(index);
+			UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+		}
+		relation_close(index, RowExclusiveLock);
+	}
 	CommitTransactionCommand();
 }

@@ -12,6 +12,8 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('no_preload');
 $node->init;
+# autovacuum would clear the mark of the batch cut short below by itself
+$node->append_conf('postgresql.conf', 'autovacuum = off');
 $node->start;
 
 is($node->safe_psql('postgres', 'SHOW shared_preload_libraries'), '',
@@ -51,12 +53,15 @@ like($err, qr/failing after 15 page writes/, 'a batch failed while writing its l
 my $np_idx = $node->safe_psql('postgres', q{SELECT agentmem.space_table('np') || '_embedding'});
 is($node->safe_psql('postgres', "SELECT string_agg(kind, ',') FROM agentmem.hnsw_check('$np_idx') WHERE kind = 'batch cut short'"),
 	'batch cut short', 'and left the mark');
+my $log_offset = -s $node->logfile;
 $node->safe_psql('postgres',
 	"SET enable_seqscan = off; SELECT id FROM " . $node->safe_psql('postgres', q{SELECT agentmem.space_table('np')})
 	  . " ORDER BY embedding <-> '[1,2,3]' LIMIT 1");
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM agentmem.hnsw_check('$np_idx') WHERE kind = 'batch cut short'"),
 	'a search hands the relinking to a background worker, also without preloading');
+like(slurp_file($node->logfile, $log_offset), qr/relinking index "\w+_np_embedding" after a batch that ended part-way/,
+	'which relinks the index');
 
 my @calls = (
 	'SELECT * FROM agentmem.latency',

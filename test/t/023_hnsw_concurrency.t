@@ -3,7 +3,9 @@
 # pgbench runs for 20 s with four clients mixing single-row inserts of
 # random vectors, batched inserts (agentmem.remember of 20 rows, linked
 # into the graph together under the index's update lock), deletes and
-# k-nearest searches (plain and filtered with an iterative scan), while a
+# k-nearest searches (plain and filtered with an iterative scan) and batches
+# that fail while writing their lists (hnsw.test_fail_after_page_writes,
+# the error caught in a DO block), while a
 # second pgbench client runs VACUUM every half second.  The table is a
 # memory space's table.  No client may fail (a deadlock or any error aborts a pgbench
 # client).  Afterwards the index must be sound (hnsw_check), a complete
@@ -59,6 +61,15 @@ my %scripts = (
 	  . "SELECT id FROM $t ORDER BY embedding <-> $rand_vec LIMIT 10;\n",
 	'filtered.sql' => "SET enable_seqscan = off;\nSET hnsw.iterative_scan = relaxed_order;\n"
 	  . "SELECT id FROM $t WHERE id % 20 = 7 ORDER BY embedding <-> $rand_vec LIMIT 5;\n",
+	# a batch that fails while writing its lists, its error caught: it
+	# leaves the metapage's mark, which the next insert, batch, VACUUM or
+	# (through a background worker) search must clear by relinking
+	'failing.sql' => "SET hnsw.test_fail_after_page_writes = 5;\n"
+	  . "DO \$\$ BEGIN PERFORM count(*) FROM agentmem.remember('c', array_fill('failed'::text, ARRAY[20]), "
+	  . "ARRAY(SELECT $rand_vec FROM generate_series(1, 20) g)); "
+	  . "EXCEPTION WHEN internal_error THEN "
+	  . "IF SQLERRM NOT LIKE '%hnsw.test_fail_after_page_writes asks' THEN RAISE; END IF; END \$\$;\n"
+	  . "RESET hnsw.test_fail_after_page_writes;\n",
 	'vacuum.sql' => "VACUUM $t;\n\\sleep 500 ms\n",);
 for my $f (keys %scripts)
 {
@@ -73,7 +84,7 @@ my $workers = IPC::Run::start(
 	[
 		'pgbench', @conn, '-c', '4', '-j', '2', '-T', $seconds,
 		'-f', "$dir/insert.sql\@3", '-f', "$dir/remember.sql\@1", '-f', "$dir/delete.sql\@2",
-		'-f', "$dir/search.sql\@3", '-f', "$dir/filtered.sql\@1"
+		'-f', "$dir/search.sql\@3", '-f', "$dir/filtered.sql\@1", '-f', "$dir/failing.sql\@1"
 	],
 	'>', \$out1, '2>', \$err1);
 my $vacuum = IPC::Run::start(
@@ -98,6 +109,16 @@ my $rows = $node->safe_psql('postgres', "SELECT count(*) FROM $t");
 cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM $t WHERE content = 'batch'"),
 	'>', 100, 'remember batches landed');
 note("rows at the end: $rows");
+is($node->safe_psql('postgres', "SELECT count(*) FROM $t WHERE content = 'failed'"), '0',
+	'no row of a failed batch is there');
+my $log = slurp_file($node->logfile);
+my $relinked = () = $log =~ /relinking index "t_l2" after a batch that ended part-way/g;
+cmp_ok($relinked, '>', 0, "batches failed while writing their lists, and the index was relinked ($relinked times)");
+# the last failed batch's mark may still be there: a search starts the worker
+$node->safe_psql('postgres', "SET enable_seqscan = off; SELECT id FROM $t ORDER BY embedding <-> $rand_vec LIMIT 1");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM agentmem.hnsw_check('agentmem_spaces.t_l2') WHERE kind = 'batch cut short'"),
+	'no batch is left cut short');
 hnsw_clean($node, 'agentmem_spaces.t_l2', 'after the concurrent run');
 is(index_count($node, 'tv', 't_l2'), seq_count($node, 'tv'),
 	'a complete index scan returns every row once');

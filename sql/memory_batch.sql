@@ -265,6 +265,25 @@ SET hnsw.ef_search = 100;
 SELECT found_self('kept', 'agentmem_spaces.kept_idx') >= 0.99 * (SELECT count(*) FROM :kept_table) AS found_self;
 RESET hnsw.ef_search;
 
+-- a batch that fails while writing its lists (a test-only setting makes it
+-- raise an error after its 6th page record: a 20-row batch writes at most
+-- one new page and the metapage before its lists) leaves the metapage's mark,
+-- which hnsw_check reports; the next batch relinks the index first
+SELECT agentmem.create_space('cut', 8, 'l2') IS NOT NULL AS created;
+SELECT remember_random('cut', 400, 8);
+SET hnsw.test_fail_after_page_writes = 6;
+SELECT remember_random('cut', 20, 8);
+RESET hnsw.test_fail_after_page_writes;
+SELECT DISTINCT kind FROM pg_index i, agentmem.hnsw_check(i.indexrelid::regclass)
+ WHERE i.indrelid = agentmem.space_table('cut') AND NOT i.indisprimary AND kind <> 'unreachable';
+SELECT remember_random('cut', 100, 8);
+SELECT check_space('cut') AS problems;
+SELECT agentmem.space_table('cut') AS cut_table \gset
+SELECT count(*) AS rows FROM :cut_table;
+SET hnsw.ef_search = 400;
+SELECT found_self('cut', (:'cut_table' || '_embedding')::regclass) = 500 AS found_self;
+RESET hnsw.ef_search;
+
 SELECT agentmem.drop_space(space) FROM agentmem.spaces ORDER BY space;
 DROP FUNCTION remember_random(text, int, int), check_space(text), on_space(text, text),
 	found_self(text, regclass, text), recall_at(regclass, int, int), trig_search(), trig_boom(),

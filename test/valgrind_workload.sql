@@ -178,4 +178,21 @@ END $$;
 SELECT pg_temp.expect(count(*) = 10, 'a scan after a failed one')
 FROM (SELECT id FROM :vgk ORDER BY embedding <-> '[0,0,0,0,0,0]' LIMIT 10) s;
 RESET hnsw.iterative_scan;
+-- a batch cut short while writing its lists: the mark it leaves, the next
+-- batch's relinking, and a search asking for the relinking worker
+SET hnsw.test_fail_after_page_writes = 4;
+DO $$
+BEGIN
+	PERFORM pg_temp.vgk_batch(30);
+EXCEPTION WHEN internal_error THEN NULL;
+END $$;
+RESET hnsw.test_fail_after_page_writes;
+SELECT pg_temp.expect(count(*) = 1, 'a batch cut short leaves the mark')
+FROM agentmem.hnsw_check((agentmem.space_table('vgk')::text || '_embedding')::regclass)
+WHERE kind = 'batch cut short';
+SELECT pg_temp.expect(count(*) = 5, 'a search while the mark is there')
+FROM (SELECT id FROM :vgk ORDER BY embedding <-> '[0,0,0,0,0,0]' LIMIT 5) s;
+SELECT pg_temp.expect(pg_temp.vgk_batch(30) = 30, 'a batch after one cut short');
+SELECT pg_temp.expect(problems = 0 AND unreachable = 0, 'relinked after the batch cut short')
+FROM agentmem.hnsw_info((agentmem.space_table('vgk')::text || '_embedding')::regclass);
 SELECT agentmem.drop_space('vgk');

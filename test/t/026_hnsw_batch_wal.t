@@ -185,19 +185,27 @@ hnsw_clean($primary, $idx, 'after that crash and a VACUUM');
 is($primary->safe_psql('postgres', $self), $found, 'after VACUUM the index finds those rows too');
 $standby->stop;
 
+# $sql writes into the space whose last batch was cut short: it must
+# relink the index before it writes, and leave every row findable
+sub writer_relinks
+{
+	my ($sql, $who) = @_;
+	my $offset = -s $primary->logfile;
+	$primary->safe_psql('postgres', $sql);
+	like(slurp_file($primary->logfile, $offset), qr/relinking index .* after a batch that ended part-way/,
+		"$who relinked the index first");
+	hnsw_clean($primary, $idx, "after $who");
+	is($primary->safe_psql('postgres', $self_wide), $primary->safe_psql('postgres', "SELECT count(*) FROM $t"),
+		"after $who the index finds every row, the new ones too");
+}
+
 # a batch cut short by an error, not a crash, leaves the same mark; the
 # next batch relinks the index before it links its own rows
 ($ret, $out, $err) = $primary->psql('postgres',
 	"SET hnsw.test_fail_after_page_writes = 25; " . remember_sql(4301, 4600));
 like($err, qr/failing after 25 page writes/, 'a batch failed while writing its lists');
 is($primary->safe_psql('postgres', $kinds), 'batch cut short', 'hnsw_check reports the mark it left');
-$log_offset = -s $primary->logfile;
-is($primary->safe_psql('postgres', remember_sql(4601, 4700)), '100', 'the next batch goes in');
-like(slurp_file($primary->logfile, $log_offset), qr/relinking index .* after a batch that ended part-way/,
-	'after relinking the index');
-hnsw_clean($primary, $idx, 'after that batch');
-is($primary->safe_psql('postgres', $self_wide), $primary->safe_psql('postgres', "SELECT count(*) FROM $t"),
-	'the index finds every row, the batch\'s too');
+writer_relinks(remember_sql(4601, 4700), 'the next batch');
 
 # the same cut short by a crash, and then a single-row INSERT first: it
 # relinks the index before it inserts
@@ -206,14 +214,8 @@ is($primary->safe_psql('postgres', $self_wide), $primary->safe_psql('postgres', 
 like(slurp_file($primary->logfile), qr/crashing after 30 page writes/, 'another batch cut short');
 $primary->stop('immediate', fail_ok => 1);
 $primary->start;
-$log_offset = -s $primary->logfile;
-$primary->safe_psql('postgres',
-	"INSERT INTO $t (content, embedding) VALUES ('one row', '" . random_vec() . "')");
-like(slurp_file($primary->logfile, $log_offset), qr/relinking index .* after a batch that ended part-way/,
-	'a single-row INSERT relinked the index first');
-hnsw_clean($primary, $idx, 'after that INSERT');
-is($primary->safe_psql('postgres', $self_wide), $primary->safe_psql('postgres', "SELECT count(*) FROM $t"),
-	'the index finds every row, the new one too');
+writer_relinks("INSERT INTO $t (content, embedding) VALUES ('one row', '" . random_vec() . "')",
+	'a single-row INSERT');
 
 # and VACUUM clears a mark too
 ($ret, $out, $err) = $primary->psql('postgres',

@@ -223,8 +223,8 @@ SELECT check_space('small_calls') AS problems;
 
 -- ------------------------------------------------ the graph kept between batches
 -- A backend keeps the graph of its last batch in memory for its next batch
--- into the same index, reads it afresh if any page it holds changed
--- meanwhile (a plain INSERT), and drops it when the index's relcache entry
+-- into the same index, reads again the pages that changed meanwhile (a
+-- plain INSERT), and drops it when the index's relcache entry
 -- is invalidated (VACUUM, REINDEX): no message then.  (The index gets a
 -- fixed name here, so that the DEBUG messages can show it.)
 SELECT agentmem.create_space('kept', 8, 'l2', m => 4, ef_construction => 16) IS NOT NULL AS created;

@@ -28,6 +28,7 @@ int			hnsw_max_scan_tuples = 20000;
 int			hnsw_batch_graph_cache = 32 * 1024;	/* kB */
 int			hnsw_test_crash_after_page_writes = 0;
 int			hnsw_test_fail_after_page_writes = 0;
+bool		hnsw_test_verify_kept_graph = false;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -86,6 +87,11 @@ HnswInitSettings(void)
 							&hnsw_test_fail_after_page_writes, 0, 0, INT_MAX,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("hnsw.test_verify_kept_graph",
+							 "Test only: check a kept batch graph against the index before reusing it.",
+							 NULL, &hnsw_test_verify_kept_graph, false,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hnsw");
 }
 

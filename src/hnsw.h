@@ -83,6 +83,7 @@ extern int	hnsw_max_scan_tuples;
 extern int	hnsw_batch_graph_cache;
 extern int	hnsw_test_crash_after_page_writes;
 extern int	hnsw_test_fail_after_page_writes;
+extern bool hnsw_test_verify_kept_graph;
 
 /* ---------- on-disk structures ---------- */
 

@@ -1001,11 +1001,13 @@ link_serially(BatchLinker *lk, const float *values, const ItemPointerData *heapt
  * hold, so the backend keeps it (within hnsw.batch_graph_cache) for its
  * next batch into the same index: an agent remembering batch after batch
  * then reads each page of its space once, not once per batch.  The next
- * batch reuses it only if every page it holds something of still has the
- * LSN memory saw (BatchGraphCurrent, under the update lock): any insert,
- * VACUUM or batch of another backend in between changes a page, and the
- * graph is read afresh.  An index that is not WAL-logged has no LSNs to go
- * by, and is never kept.  The graph lives in a child of TopMemoryContext
+ * batch checks every page memory holds something of against the LSN memory
+ * saw (BatchGraphRefresh, under the update lock): what another backend's
+ * insert, batch, VACUUM or relinking changed in between is forgotten and
+ * read again where the batch's searches come, the rest is reused.  (Reading
+ * the whole graph afresh instead made two clients remembering into one
+ * space slower together than one alone.)  An index that is not WAL-logged
+ * has no LSNs to go by, and is never kept.  The graph lives in a child of TopMemoryContext
  * (linking_cxt while a batch uses it), dropped on any error.
  */
 typedef struct KeptGraph
@@ -1048,6 +1050,8 @@ forget_linking_graph(void)
 static bool
 reuse_kept(BatchLinker *lk, Relation index)
 {
+	int			changed;
+
 	if (kept.cxt == NULL)
 		return false;
 	linking_cxt = kept.cxt;
@@ -1064,15 +1068,26 @@ reuse_kept(BatchLinker *lk, Relation index)
 	kept.graph.fsm_empty = false;	/* VACUUM may have freed space since */
 	kept.graph.insert_room = -1;
 	kept.graph.page_writes = 0;
-	if (!BatchGraphCurrent(&kept.graph))
+	changed = BatchGraphRefresh(&kept.graph);
+	if (changed < 0)
 	{
 		elog(DEBUG1, "hnsw: index \"%s\" changed since the last batch; its graph is read afresh",
 			 RelationGetRelationName(index));
 		forget_linking_graph();
 		return false;
 	}
-	elog(DEBUG1, "hnsw: batch into \"%s\" reuses the graph of the last batch",
-		 RelationGetRelationName(index));
+	if (hnsw_test_verify_kept_graph)
+		BatchGraphVerify(&kept.graph);
+	if (changed > 0)
+	{
+		elog(DEBUG1, "hnsw: index \"%s\" changed since the last batch; its changed pages are read again",
+			 RelationGetRelationName(index));
+		elog(DEBUG2, "hnsw: %d pages of index \"%s\" changed since the last batch",
+			 changed, RelationGetRelationName(index));
+	}
+	else
+		elog(DEBUG1, "hnsw: batch into \"%s\" reuses the graph of the last batch",
+			 RelationGetRelationName(index));
 	lk->graph_cxt = linking_cxt;
 	lk->graph = kept.graph;
 	return true;

@@ -140,7 +140,8 @@ typedef struct PairArg
 
 extern void BatchTrackPage(BatchGraph *g, BlockNumber blkno, XLogRecPtr before,
 						   XLogRecPtr after);
-extern bool BatchGraphCurrent(BatchGraph *g);
+extern int	BatchGraphRefresh(BatchGraph *g);
+extern void BatchGraphVerify(BatchGraph *g);
 extern void BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 						   const HnswDistance *dist);
 extern int32 BatchNodeForTid(BatchGraph *g, ItemPointer tid);

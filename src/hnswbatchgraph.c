@@ -36,6 +36,9 @@ typedef struct TidEntry
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+static void read_page(BatchGraph *g, BlockNumber blkno, bool refresh, bool *seen, int32 nseen);
+static bool links_same(BatchGraph *g, BNode *n, Page page, OffsetNumber off);
+
 void
 BatchSetHot(BatchGraph *g, int32 j)
 {
@@ -199,16 +202,84 @@ BatchTrackPage(BatchGraph *g, BlockNumber blkno, XLogRecPtr before, XLogRecPtr a
 	g->lsn[blkno] = after;
 }
 
+/* The graph's entry point: the metapage's (its level too), or none. */
+static void
+set_entry(BatchGraph *g, const HnswMetaPageData *meta)
+{
+	g->entry = -1;
+	g->entry_moved = false;
+	if (meta->entry_blkno != InvalidBlockNumber)
+	{
+		ItemPointerData tid;
+
+		ItemPointerSet(&tid, meta->entry_blkno, meta->entry_offno);
+		g->entry = BatchNodeForTid(g, &tid);
+		g->entry_level = meta->entry_level;
+	}
+}
+
+/* Read the metapage's entry point again, and track the metapage. */
+static void
+read_entry(BatchGraph *g)
+{
+	HnswMetaPageData meta;
+	XLogRecPtr	lsn;
+
+	HnswReadMetaLSN(g->index, &meta, &lsn);
+	set_entry(g, &meta);
+	BatchTrackPage(g, HNSW_METAPAGE_BLKNO, lsn, lsn);
+}
+
+/* Node j back to a stub: read again from its pages when a search meets it. */
+static void
+forget_node(BatchGraph *g, int32 j)
+{
+	BNode	   *n = node(g, j);
+
+	n->vec = NULL;
+	n->links = NULL;			/* the old arrays stay in the context */
+	n->ldist = NULL;
+	n->accepted = NULL;
+	n->prepared = 0;
+	n->stored = 0;
+	n->level = 0;
+	n->returnable = false;
+	n->missing = false;
+	ItemPointerSetInvalid(&n->ntid);
+	BatchSetHot(g, j);
+}
+
+static bool
+block_changed(const bool *changed, BlockNumber nblocks, ItemPointer tid)
+{
+	return ItemPointerIsValid(tid) && ItemPointerGetBlockNumber(tid) < nblocks &&
+		changed[ItemPointerGetBlockNumber(tid)];
+}
+
 /*
- * Is every tracked page as memory last saw it?  Checked when a later batch
- * wants to reuse the graph, under the update lock.
+ * Make a kept graph current for a later batch, under the update lock.
+ * Every tracked page whose LSN is no longer the one memory saw was changed
+ * by someone else meanwhile (an insert, a batch, VACUUM, a relinking): it
+ * is read again, and memory takes from it each element and list that
+ * differs, keeping the rest with what it worked out of them (sorted lists,
+ * verdicts, distances).  Nodes memory held of it that are no element any
+ * more go back to stubs.  (Any change to a list or element changes its
+ * page's LSN, and VACUUM frees an element only after taking it out of every
+ * list, so a list on an unchanged page names only elements that are still
+ * what memory holds of them.)  Returns how many pages changed, or -1 if the
+ * graph cannot be kept: the index shrank, or its entry point is no element.
  */
-bool
-BatchGraphCurrent(BatchGraph *g)
+int
+BatchGraphRefresh(BatchGraph *g)
 {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(g->index);
+	BlockNumber ntracked = g->nloaded;
+	bool	   *changed = palloc0(sizeof(bool) * ntracked);
+	int32		nseen = g->nnodes;
+	bool	   *seen = palloc0(sizeof(bool) * Max(nseen, 1));
+	int			nchanged = 0;
 
-	for (BlockNumber b = 0; b < g->nloaded; b++)
+	for (BlockNumber b = 0; b < ntracked; b++)
 	{
 		Buffer		buf;
 		XLogRecPtr	lsn;
@@ -216,24 +287,193 @@ BatchGraphCurrent(BatchGraph *g)
 		if (!g->tracked[b])
 			continue;
 		if (b >= nblocks)
-			return false;
+			return -1;
 		buf = HnswReadBuffer(g->index, b);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		lsn = PageGetLSN(BufferGetPage(buf));
 		UnlockReleaseBuffer(buf);
-		if (lsn != g->lsn[b])
-			return false;
+		if (lsn == g->lsn[b])
+			continue;
+		changed[b] = true;
+		g->tracked[b] = false;	/* tracked again as read */
+		nchanged++;
 	}
-	return true;
+	if (nchanged == 0)
+		return 0;
+	for (int32 j = 0; j < nseen; j++)
+	{
+		BNode	   *n = node(g, j);
+
+		/* links on a page of their own (long vectors): read when needed */
+		if (n->links && block_changed(changed, ntracked, &n->ntid) &&
+			ItemPointerGetBlockNumber(&n->ntid) != ItemPointerGetBlockNumber(&n->tid))
+		{
+			n->links = NULL;
+			n->prepared = 0;
+			n->stored = 0;
+		}
+		/* nodes of changed pages must show up when those are read */
+		seen[j] = !(n->vec && block_changed(changed, ntracked, &n->tid));
+	}
+	for (BlockNumber b = HNSW_METAPAGE_BLKNO + 1; b < ntracked; b++)
+	{
+		if (changed[b])
+			read_page(g, b, true, seen, nseen);
+	}
+	for (int32 j = 0; j < nseen; j++)
+	{
+		if (!seen[j])
+			forget_node(g, j);
+	}
+	if (changed[HNSW_METAPAGE_BLKNO])
+		read_entry(g);
+	pfree(changed);
+	pfree(seen);
+	if (g->entry >= 0)
+	{
+		if (!BatchEnsureLinks(g, g->entry))
+			return -1;
+		g->entry_level = node(g, g->entry)->level;
+	}
+	return nchanged;
+}
+
+/* Whether node n's links (by node number) name exactly the TIDs of `nt`. */
+static bool
+links_match(BatchGraph *g, BNode *n, HnswNeighborTuple nt)
+{
+	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, n->level);
+	uint64		mem[HNSW_NEIGHBOR_SLOTS(HNSW_MAX_M, 0)];
+	uint64		disk[HNSW_NEIGHBOR_SLOTS(HNSW_MAX_M, 0)];
+
+	for (int layer = 0; layer <= n->level; layer++)
+	{
+		int			start = HNSW_LAYER_START(g->m, layer);
+		int			nmem = 0,
+					ndisk = 0;
+
+		for (int i = start; i < start + HNSW_LAYER_SLOTS(g->m, layer); i++)
+		{
+			ItemPointerData tid = HnswSlotTid(&nt->slots[i]);
+
+			if (n->links[i] >= 0)
+				mem[nmem++] = HnswPackItemPointer(&node(g, n->links[i])->tid);
+			if (ItemPointerIsValid(&tid))
+				disk[ndisk++] = HnswPackItemPointer(&tid);
+		}
+		/* memory may hold a list sorted, so compare them as sets */
+		if (nmem != ndisk)
+			return false;
+		for (int i = 0; i < nmem; i++)
+		{
+			bool		found = false;
+
+			for (int k = 0; k < ndisk && !found; k++)
+				found = mem[i] == disk[k];
+			if (!found)
+				return false;
+		}
+	}
+	return nslots == nt->nslots;
+}
+
+/*
+ * Whether node n's links still are those of the neighbour tuple at `off`:
+ * in slot order when memory wrote them (the usual case), else as sets.
+ */
+static bool
+links_same(BatchGraph *g, BNode *n, Page page, OffsetNumber off)
+{
+	ItemId		iid = PageGetItemId(page, off);
+	HnswNeighborTuple nt;
+	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, n->level);
+	bool		in_order = true;
+
+	if (!ItemIdIsNormal(iid))
+		return false;
+	nt = (HnswNeighborTuple) PageGetItem(page, iid);
+	if (nt->type != HNSW_NEIGHBOR_TUPLE || nt->nslots != nslots)
+		return false;
+	for (int i = 0; i < nslots && in_order; i++)
+	{
+		ItemPointerData tid = HnswSlotTid(&nt->slots[i]);
+
+		in_order = n->links[i] >= 0 ?
+			HnswPackItemPointer(&node(g, n->links[i])->tid) == HnswPackItemPointer(&tid) :
+			!ItemPointerIsValid(&tid);
+	}
+	return in_order || links_match(g, n, nt);
+}
+
+/*
+ * hnsw.test_verify_kept_graph: after BatchGraphRefresh, every node memory
+ * still holds must be what its pages hold (vector, level, links as a set),
+ * else an error names the first that is not.  For the tests only: it reads
+ * every page memory holds something of.
+ */
+void
+BatchGraphVerify(BatchGraph *g)
+{
+	for (int32 j = 0; j < g->nnodes; j++)
+	{
+		BNode	   *n = node(g, j);
+		Buffer		buf;
+		Page		page;
+		ItemId		iid;
+		bool		ok = true;
+
+		if (n->vec == NULL || n->missing)
+			continue;
+		buf = HnswReadBuffer(g->index, ItemPointerGetBlockNumber(&n->tid));
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		iid = ItemPointerGetOffsetNumber(&n->tid) <= PageGetMaxOffsetNumber(page) ?
+			PageGetItemId(page, ItemPointerGetOffsetNumber(&n->tid)) : NULL;
+		if (iid == NULL || !ItemIdIsNormal(iid))
+			ok = false;
+		else
+		{
+			HnswElementTuple et = (HnswElementTuple) PageGetItem(page, iid);
+
+			ok = et->type == HNSW_ELEMENT_TUPLE && et->level == n->level &&
+				memcmp(et->x, n->vec, sizeof(float) * g->base.dim) == 0;
+		}
+		UnlockReleaseBuffer(buf);
+		if (ok && n->links)
+		{
+			buf = HnswReadBuffer(g->index, ItemPointerGetBlockNumber(&n->ntid));
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			iid = PageGetItemId(page, ItemPointerGetOffsetNumber(&n->ntid));
+			ok = ItemIdIsNormal(iid) &&
+				links_match(g, n, (HnswNeighborTuple) PageGetItem(page, iid));
+			UnlockReleaseBuffer(buf);
+		}
+		if (!ok)
+			elog(ERROR, "hnsw: the kept graph of index \"%s\" differs from the index at element (%u,%u)",
+				 RelationGetRelationName(g->index), ItemPointerGetBlockNumber(&n->tid),
+				 ItemPointerGetOffsetNumber(&n->tid));
+	}
+}
+
+/* Whether memory holds element `et` as node n does: its vector, level and neighbour tuple. */
+static bool
+element_same(BatchGraph *g, BNode *n, HnswElementTuple et)
+{
+	return n->level == et->level && ItemPointerEquals(&n->ntid, &et->neighbortid) &&
+		memcmp(n->vec, et->x, sizeof(float) * g->base.dim) == 0;
 }
 
 /*
  * Read every element of a page, and the links of those whose neighbour
- * tuple is on the same page.  Nodes read before keep what they have: their
- * links in memory may be newer than the page.
+ * tuple is on the same page.  Nodes read before keep what they have (their
+ * links in memory may be newer than the page), unless `refresh`: then the
+ * page changed since memory read it, under the update lock, and memory
+ * takes what differs (BatchGraphRefresh); nodes found there are marked in
+ * `seen` (by node number, below `nseen`).
  */
 static void
-load_page(BatchGraph *g, BlockNumber blkno)
+read_page(BatchGraph *g, BlockNumber blkno, bool refresh, bool *seen, int32 nseen)
 {
 	Buffer		buf;
 	Page		page;
@@ -267,12 +507,21 @@ load_page(BatchGraph *g, BlockNumber blkno)
 		ItemPointerSet(&tid, blkno, off);
 		j = BatchNodeForTid(g, &tid);
 		n = node(g, j);
-		if (n->vec)
-			continue;
-		n->vec = vector_slot(g, j);
-		memcpy(n->vec, et->x, sizeof(float) * g->base.dim);
-		n->level = et->level;
-		n->ntid = et->neighbortid;
+		if (seen && j < nseen)
+			seen[j] = true;
+		if (n->vec && !(refresh && !element_same(g, n, et)))
+		{
+			if (!refresh)
+				continue;
+		}
+		else
+		{
+			n->vec = vector_slot(g, j);
+			memcpy(n->vec, et->x, sizeof(float) * g->base.dim);
+			n->level = et->level;
+			n->ntid = et->neighbortid;
+			n->links = NULL;	/* read below, or when needed */
+		}
 		n->returnable = !(et->flags & HNSW_ELEMENT_DELETED) &&
 			ItemPointerIsValid(&et->heaptid);
 		n->missing = false;
@@ -283,11 +532,22 @@ load_page(BatchGraph *g, BlockNumber blkno)
 	}
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 	{
-		if (owner[off] >= 0 && node(g, owner[off])->links == NULL)
-			read_links(g, node(g, owner[off]), page, off);
+		BNode	   *n;
+
+		if (owner[off] < 0)
+			continue;
+		n = node(g, owner[off]);
+		if (n->links == NULL || (refresh && !links_same(g, n, page, off)))
+			read_links(g, n, page, off);
 	}
 	UnlockReleaseBuffer(buf);
 	pfree(owner);
+}
+
+static void
+load_page(BatchGraph *g, BlockNumber blkno)
+{
+	read_page(g, blkno, false, NULL, 0);
 }
 
 /* Make sure a node's vector is in memory; false if it is no element. */
@@ -428,14 +688,10 @@ BatchGraphInit(BatchGraph *g, Relation index, const HnswMetaPageData *meta,
 	g->tracked = palloc0(sizeof(bool) * g->nloaded);
 	g->lsn = palloc(sizeof(XLogRecPtr) * g->nloaded);
 	g->visited = HnswVisitedCreateDense(1024);
-	g->entry = -1;
 	g->insert_room = -1;
-	if (meta->entry_blkno != InvalidBlockNumber)
+	set_entry(g, meta);
+	if (g->entry >= 0)
 	{
-		ItemPointerData tid;
-
-		ItemPointerSet(&tid, meta->entry_blkno, meta->entry_offno);
-		g->entry = BatchNodeForTid(g, &tid);
 		if (!BatchEnsureLinks(g, g->entry))
 			ereport(ERROR,
 					(errcode(ERRCODE_INDEX_CORRUPTED),

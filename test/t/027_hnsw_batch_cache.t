@@ -6,7 +6,7 @@
 # LSN 0 until something changes them; a kept graph tracks pages by LSN, 0
 # included.  VACUUM between batches invalidates the index's relcache entry,
 # which drops the kept graph; a plain INSERT changes pages only, and the
-# next batch must see that and read the graph afresh.  Every row must stay
+# next batch must see that and read those pages again.  Every row must stay
 # findable.
 use strict;
 use warnings;
@@ -56,7 +56,7 @@ is($out, "200\n200\n200\n200", 'four batches of 200 rows');
 my @batch_msgs = grep { /hnsw: / } split /\n/, $err;
 s/^.*?(hnsw: )/$1/ for @batch_msgs;
 is_deeply(\@batch_msgs, [
-	'hnsw: index "c_idx" changed since the last batch; its graph is read afresh',
+	'hnsw: index "c_idx" changed since the last batch; its changed pages are read again',
 	'hnsw: batch into "c_idx" reuses the graph of the last batch' ],
 	'after VACUUM nothing is kept, a plain INSERT is seen, an unchanged index is reused')
   or diag($err);

@@ -52,6 +52,7 @@ typedef struct BatchGraph
 	bool		fsm_empty;		/* no page with room left for a new element */
 	int			insert_room;	/* bytes left on the last page; -1: not read */
 	int			page_writes;	/* page records written (the crash tests count them) */
+	bool		lost_returnable;	/* a refresh saw an element deleted */
 	/* the batch's new elements, in order, until written (hnswbatch.c) */
 	int32	   *fresh;
 	ItemPointerData *fresh_heaptids;

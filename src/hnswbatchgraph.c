@@ -125,7 +125,16 @@ read_links(BatchGraph *g, BNode *n, Page page, OffsetNumber off)
 	HnswNeighborTuple nt = NULL;
 	int			nslots = HNSW_NEIGHBOR_SLOTS(g->m, n->level);
 
-	BatchNewLinks(g, n);
+	if (n->links == NULL)
+		BatchNewLinks(g, n);
+	else
+	{
+		/* read again after a refresh found the list changed: same level */
+		for (int i = 0; i < nslots; i++)
+			n->links[i] = -1;
+		n->prepared = 0;
+		n->stored = 0;
+	}
 	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
 		return;
 	iid = PageGetItemId(page, off);
@@ -325,6 +334,13 @@ BatchGraphRefresh(BatchGraph *g)
 		if (!seen[j])
 			forget_node(g, j);
 	}
+	/* prepare_layer takes a verdict only for members still returnable */
+	if (g->lost_returnable)
+	{
+		for (int32 j = 0; j < g->nnodes; j++)
+			node(g, j)->prepared = 0;
+		g->lost_returnable = false;
+	}
 	if (changed[HNSW_METAPAGE_BLKNO])
 		read_entry(g);
 	pfree(changed);
@@ -378,8 +394,10 @@ links_match(BatchGraph *g, BNode *n, HnswNeighborTuple nt)
 }
 
 /*
- * Whether node n's links still are those of the neighbour tuple at `off`:
- * in slot order when memory wrote them (the usual case), else as sets.
+ * Whether node n's links still are those of the neighbour tuple at `off`,
+ * slot by slot with their verdicts.  A list memory sorted without writing
+ * it, or that a single-row insert rewrote in another order with new
+ * verdicts, is read again.
  */
 static bool
 links_same(BatchGraph *g, BNode *n, Page page, OffsetNumber off)
@@ -397,17 +415,20 @@ links_same(BatchGraph *g, BNode *n, Page page, OffsetNumber off)
 	for (int i = 0; i < nslots && in_order; i++)
 	{
 		ItemPointerData tid = HnswSlotTid(&nt->slots[i]);
+		uint16		verdict = HnswSlotVerdict(&nt->slots[i]);
 
 		in_order = n->links[i] >= 0 ?
-			HnswPackItemPointer(&node(g, n->links[i])->tid) == HnswPackItemPointer(&tid) :
+			HnswPackItemPointer(&node(g, n->links[i])->tid) == HnswPackItemPointer(&tid) &&
+			(verdict == 0 || (verdict == HNSW_SLOT_ACCEPTED) == n->accepted[i]) :
 			!ItemPointerIsValid(&tid);
 	}
-	return in_order || links_match(g, n, nt);
+	return in_order;
 }
 
 /*
  * hnsw.test_verify_kept_graph: after BatchGraphRefresh, every node memory
- * still holds must be what its pages hold (vector, level, links as a set),
+ * still holds must be what its pages hold (vector, level, neighbour tuple,
+ * whether it may be returned, links as a set),
  * else an error names the first that is not.  For the tests only: it reads
  * every page memory holds something of.
  */
@@ -436,6 +457,9 @@ BatchGraphVerify(BatchGraph *g)
 			HnswElementTuple et = (HnswElementTuple) PageGetItem(page, iid);
 
 			ok = et->type == HNSW_ELEMENT_TUPLE && et->level == n->level &&
+				ItemPointerEquals(&et->neighbortid, &n->ntid) &&
+				n->returnable == (!(et->flags & HNSW_ELEMENT_DELETED) &&
+								  ItemPointerIsValid(&et->heaptid)) &&
 				memcmp(et->x, n->vec, sizeof(float) * g->base.dim) == 0;
 		}
 		UnlockReleaseBuffer(buf);
@@ -444,8 +468,9 @@ BatchGraphVerify(BatchGraph *g)
 			buf = HnswReadBuffer(g->index, ItemPointerGetBlockNumber(&n->ntid));
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
-			iid = PageGetItemId(page, ItemPointerGetOffsetNumber(&n->ntid));
-			ok = ItemIdIsNormal(iid) &&
+			iid = ItemPointerGetOffsetNumber(&n->ntid) <= PageGetMaxOffsetNumber(page) ?
+				PageGetItemId(page, ItemPointerGetOffsetNumber(&n->ntid)) : NULL;
+			ok = iid != NULL && ItemIdIsNormal(iid) &&
 				links_match(g, n, (HnswNeighborTuple) PageGetItem(page, iid));
 			UnlockReleaseBuffer(buf);
 		}
@@ -498,6 +523,7 @@ read_page(BatchGraph *g, BlockNumber blkno, bool refresh, bool *seen, int32 nsee
 		ItemPointerData tid;
 		BNode	   *n;
 		int32		j;
+		bool		returnable;
 
 		if (!ItemIdIsNormal(iid))
 			continue;
@@ -522,8 +548,10 @@ read_page(BatchGraph *g, BlockNumber blkno, bool refresh, bool *seen, int32 nsee
 			n->ntid = et->neighbortid;
 			n->links = NULL;	/* read below, or when needed */
 		}
-		n->returnable = !(et->flags & HNSW_ELEMENT_DELETED) &&
-			ItemPointerIsValid(&et->heaptid);
+		returnable = !(et->flags & HNSW_ELEMENT_DELETED) && ItemPointerIsValid(&et->heaptid);
+		/* VACUUM marked it deleted: lists that judged it must judge again */
+		g->lost_returnable |= refresh && n->returnable && !returnable;
+		n->returnable = returnable;
 		n->missing = false;
 		BatchSetHot(g, j);
 		if (ItemPointerGetBlockNumber(&n->ntid) == blkno &&

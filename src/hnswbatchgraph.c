@@ -535,12 +535,9 @@ read_page(BatchGraph *g, BlockNumber blkno, bool refresh, bool *seen, int32 nsee
 		n = node(g, j);
 		if (seen && j < nseen)
 			seen[j] = true;
-		if (n->vec && !(refresh && !element_same(g, n, et)))
-		{
-			if (!refresh)
-				continue;
-		}
-		else
+		if (n->vec && !refresh)
+			continue;			/* within a batch memory may be newer */
+		if (n->vec == NULL || !element_same(g, n, et))
 		{
 			n->vec = vector_slot(g, j);
 			memcpy(n->vec, et->x, sizeof(float) * g->base.dim);

@@ -13,7 +13,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(read_fvec vec_text write_copy_file new_node hnsw_clean
+our @EXPORT = qw(read_fvec vec_text remember_rows_sql write_copy_file new_node hnsw_clean
   index_count seq_count);
 
 # read_fvec(path) -> (dim, [ [floats], ... ]): "AGMV", uint32 n, uint32 dim
@@ -42,6 +42,24 @@ sub vec_text
 {
 	my ($v) = @_;
 	return '[' . join(',', map { sprintf('%.9g', $_) } @$v) . ']';
+}
+
+# A random vector of $dim dimensions in [-1, 1), as vector text (perl's
+# rand: a test's srand makes it repeatable).
+sub random_vec
+{
+	my ($dim) = @_;
+	return vec_text([ map { rand(2) - 1 } 1 .. $dim ]);
+}
+
+# SQL that remembers $n rows of random $dim-dimensional vectors into
+# $space, content "r1" .. "rN"; it returns the count.
+sub remember_rows_sql
+{
+	my ($space, $dim, $n) = @_;
+	my $contents = join(', ', map { "'r$_'" } 1 .. $n);
+	my $vectors = join(', ', map { "'" . random_vec($dim) . "'" } 1 .. $n);
+	return "SELECT count(*) FROM agentmem.remember('$space', ARRAY[$contents], ARRAY[$vectors]::vector[]);";
 }
 
 # Write "id<TAB>vector" lines for COPY ... FROM; ids start at $first.

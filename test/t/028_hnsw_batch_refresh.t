@@ -20,15 +20,8 @@ use Test::More;
 
 my $dim = 16;
 srand(28);
-sub random_vec { return vec_text([ map { rand(2) - 1 } 1 .. $dim ]); }
-
-sub remember_sql
-{
-	my ($n) = @_;
-	my $contents = join(', ', map { "'r$_'" } 1 .. $n);
-	my $vectors = join(', ', map { "'" . random_vec() . "'" } 1 .. $n);
-	return "SELECT count(*) FROM agentmem.remember('r', ARRAY[$contents], ARRAY[$vectors]::vector[]);";
-}
+sub random_vec { return AgentmemHnsw::random_vec($dim); }
+sub remember_sql { return remember_rows_sql('r', $dim, $_[0]); }
 
 my $node = new_node('refresh');
 $node->append_conf('postgresql.conf', "autovacuum = off");
